@@ -1,0 +1,1 @@
+"""Exercise checkers, one module per lesson topic; the registry is ``course_utils.exercises``."""
