@@ -8,10 +8,16 @@ and Hugging Face. Tensors are batch-first and may carry any leading dimensions.
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 
-__all__ = ["causal_mask", "padding_mask", "scaled_dot_product_attention"]
+__all__ = [
+    "causal_mask",
+    "measure_attention_cost",
+    "padding_mask",
+    "scaled_dot_product_attention",
+]
 
 
 def scaled_dot_product_attention(
@@ -70,3 +76,32 @@ def padding_mask(lengths: torch.Tensor, seq: int) -> torch.Tensor:
         raise ValueError(f"every length must lie in 0..{seq}; got {lengths.tolist()}")
     positions = torch.arange(seq, device=lengths.device)  # (seq,)
     return positions[None, :] < lengths[:, None]  # (batch, seq)
+
+
+def measure_attention_cost(
+    seq_lengths: list[int], d_k: int = 64, repeats: int = 3, device: torch.device | str = "cpu"
+) -> list[dict]:
+    """Time one self-attention call for each length and measure its score and weight matrices.
+
+    Returns one dict per length: ``seq``, ``seconds`` (median of ``repeats`` runs) and
+    ``megabytes`` (bytes held by the ``(seq, seq)`` scores and weights of one call).
+    """
+    generator = torch.Generator().manual_seed(0)
+    results = []
+    for seq in seq_lengths:
+        x = torch.randn(1, seq, d_k, generator=generator).to(device)
+        timings = []
+        for _ in range(repeats):
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            _, weights = scaled_dot_product_attention(x, x, x)
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize()
+            timings.append(time.perf_counter() - start)
+        # The scores and the weights are both (seq, seq): that is what grows with seq².
+        matrix_bytes = 2 * weights.numel() * weights.element_size()
+        results.append(
+            {"seq": seq, "seconds": sorted(timings)[len(timings) // 2], "megabytes": matrix_bytes / 1e6}
+        )
+    return results
