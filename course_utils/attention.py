@@ -1,4 +1,5 @@
-"""Reference attention: scaled dot-product attention and the masks it uses (lesson 02).
+"""Reference attention: scaled dot-product attention and its masks (lesson 02), and
+multi-head attention (lesson 03).
 
 Convention used throughout the course: a boolean mask is True where a query **may
 attend** to a key, exactly as in ``torch.nn.functional.scaled_dot_product_attention``
@@ -11,12 +12,16 @@ import math
 import time
 
 import torch
+from torch import nn
 
 __all__ = [
+    "MultiHeadAttention",
     "causal_mask",
     "measure_attention_cost",
+    "merge_heads",
     "padding_mask",
     "scaled_dot_product_attention",
+    "split_heads",
 ]
 
 
@@ -105,3 +110,120 @@ def measure_attention_cost(
             {"seq": seq, "seconds": sorted(timings)[len(timings) // 2], "megabytes": matrix_bytes / 1e6}
         )
     return results
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Cut ``(batch, seq, d_model)`` into heads: ``(batch, num_heads, seq, d_head)``.
+
+    Head h gets features ``h * d_head`` to ``(h + 1) * d_head - 1`` of every token, where
+    ``d_head = d_model // num_heads``.
+    """
+    if x.dim() != 3:
+        raise ValueError(f"x must be (batch, seq, d_model); got shape {tuple(x.shape)}")
+    batch, seq, d_model = x.shape
+    if num_heads < 1 or d_model % num_heads != 0:
+        raise ValueError(f"num_heads={num_heads} must divide d_model={d_model}")
+    # Reshape first, while seq is still next to batch; only then move the head axis forward.
+    x = x.reshape(batch, seq, num_heads, d_model // num_heads)  # (batch, seq, num_heads, d_head)
+    return x.transpose(1, 2)  # (batch, num_heads, seq, d_head)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """Glue the heads back together (the inverse of :func:`split_heads`).
+
+    ``(batch, num_heads, seq, d_head)`` to ``(batch, seq, d_model)``.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"x must be (batch, num_heads, seq, d_head); got shape {tuple(x.shape)}")
+    batch, num_heads, seq, d_head = x.shape
+    # The head axis must sit next to d_head before the reshape glues them together; a reshape
+    # straight from (batch, num_heads, seq, d_head) would mix tokens from different positions.
+    x = x.transpose(1, 2)  # (batch, seq, num_heads, d_head)
+    return x.reshape(batch, seq, num_heads * d_head)  # (batch, seq, d_model)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj``.
+
+    ``forward(query, key=None, value=None, mask=None)`` returns ``(output, weights)``:
+    output ``(batch, seq_q, d_model)`` and per-head weights ``(batch, num_heads, seq_q,
+    seq_k)``. Without ``key`` and ``value`` it is self-attention (both default to the
+    query; a ``value`` left out defaults to the ``key``); with another sequence as key and
+    value it is cross-attention.
+
+    ``mask`` is boolean, **True = may attend**, broadcastable to ``(batch, num_heads,
+    seq_q, seq_k)``: a causal ``(seq_q, seq_k)`` mask, or a padding mask
+    ``padding_mask(lengths, seq_k)[:, None, None, :]`` of shape ``(batch, 1, 1, seq_k)``.
+    PyTorch's ``nn.MultiheadAttention`` uses the opposite polarity (True = blocked) for
+    both ``attn_mask`` and ``key_padding_mask``: pass it ``~mask``.
+
+    ``dropout`` (default 0) drops attention weights in training, as PyTorch's layer does.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if num_heads < 1 or d_model % num_heads != 0:
+            raise ValueError(
+                f"num_heads={num_heads} must divide d_model={d_model} so every head gets "
+                "d_model // num_heads features"
+            )
+        self.d_model, self.num_heads, self.d_head = d_model, num_heads, d_model // num_heads
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor | None = None,
+        value: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attend from every query position to every key position, in each head at once."""
+        key = query if key is None else key
+        value = key if value is None else value
+        for name, tensor in (("query", query), ("key", key), ("value", value)):
+            if tensor.dim() != 3 or tensor.size(-1) != self.d_model:
+                raise ValueError(
+                    f"{name} must be (batch, seq, d_model={self.d_model}); "
+                    f"got shape {tuple(tensor.shape)}"
+                )
+        # 1. Project, then give each head its own d_head slice of the features.
+        q = split_heads(self.q_proj(query), self.num_heads)  # (batch, num_heads, seq_q, d_head)
+        k = split_heads(self.k_proj(key), self.num_heads)  # (batch, num_heads, seq_k, d_head)
+        v = split_heads(self.v_proj(value), self.num_heads)  # (batch, num_heads, seq_k, d_head)
+        # 2. Every head attends independently: the head axis is just another batch axis here,
+        #    and the scale is √d_head, the size each head's dot products sum over.
+        heads, weights = scaled_dot_product_attention(q, k, v, mask)
+        if self.training and self.dropout.p > 0:
+            heads = self.dropout(weights) @ v  # (batch, num_heads, seq_q, d_head)
+        # 3. Put the heads side by side again and let out_proj mix what they found.
+        return self.out_proj(merge_heads(heads)), weights
+
+    @classmethod
+    def from_torch(cls, layer: nn.MultiheadAttention) -> MultiHeadAttention:
+        """A copy of a PyTorch ``nn.MultiheadAttention``, its packed ``in_proj`` split in three."""
+        if not isinstance(layer, nn.MultiheadAttention):
+            raise TypeError(f"expected nn.MultiheadAttention, got {type(layer).__name__}")
+        if not layer._qkv_same_embed_dim or layer.in_proj_bias is None or layer.bias_k is not None:
+            raise ValueError(
+                "only layers with kdim = vdim = embed_dim, bias=True and add_bias_kv=False "
+                "have the same parameters as this class"
+            )
+        copy = cls(layer.embed_dim, layer.num_heads, dropout=layer.dropout)
+        # in_proj_weight stacks the three projections: rows [q; k; v], each (d_model, d_model).
+        q_w, k_w, v_w = layer.in_proj_weight.detach().chunk(3)
+        q_b, k_b, v_b = layer.in_proj_bias.detach().chunk(3)
+        with torch.no_grad():
+            for proj, weight, bias in (
+                (copy.q_proj, q_w, q_b),
+                (copy.k_proj, k_w, k_b),
+                (copy.v_proj, v_w, v_b),
+            ):
+                proj.weight.copy_(weight)
+                proj.bias.copy_(bias)
+            copy.out_proj.weight.copy_(layer.out_proj.weight)
+            copy.out_proj.bias.copy_(layer.out_proj.bias)
+        return copy.to(layer.out_proj.weight.device)
