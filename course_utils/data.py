@@ -1,0 +1,389 @@
+"""Data sets and models for the course: found locally when possible, downloaded once otherwise.
+
+Every loader looks in the same places, in this order, and stops at the first hit:
+
+1. an explicit ``path`` argument, where the loader takes one;
+2. an environment variable naming a local file (CI points these at a shared folder);
+3. the course cache (see :func:`cache_dir`), checked against a size and checksum;
+4. the real online source, downloaded into the cache with :func:`~course_utils.download.download`.
+
+If all of them fail, :class:`~course_utils.download.DataUnavailable` says what was
+tried and exactly which file to put where. Environment variables:
+
+========================  ==========================================================
+``COURSE_DATA_DIR``       the cache folder (default: see :func:`cache_dir`)
+``NLTK_DATA``             nltk's own search path; a folder holding ``corpora/brown.zip``
+``COURSE_YELP_TRAIN``     a CSV or parquet file of Yelp reviews (``label`` 0–4, ``text``)
+``COURSE_YELP_TEST``      the same for the test split
+``COURSE_CROWS_PAIRS``    the CrowS-Pairs CSV (``crows_pairs_anonymized.csv``)
+``COURSE_MASKED_LM``      a model name or a local directory replacing ``bert-base-uncased``
+``COURSE_OFFLINE``        set to 1 to never touch the network (fail at once instead)
+========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+
+from course_utils.download import (
+    CorruptFileError,
+    DataUnavailable,
+    cache_dir,
+    describe_error,
+    download,
+    env_file,
+    file_sha256,
+    offline,
+    socket_timeout,
+    timeout_seconds,
+    unavailable,
+    verify_file,
+)
+from course_utils.pretrained import MaskedLM, load_masked_lm
+
+__all__ = [
+    "CROWS_PAIRS_URL",
+    "CorruptFileError",
+    "DataUnavailable",
+    "MaskedLM",
+    "brown_corpus",
+    "brown_sentences",
+    "cache_dir",
+    "lee_sentences",
+    "load_crows_pairs",
+    "load_masked_lm",
+    "load_yelp",
+]
+
+BROWN_URL = "https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/packages/corpora/brown.zip"
+
+# Pinned to a commit so the checksum below stays valid.
+CROWS_PAIRS_URL = (
+    "https://raw.githubusercontent.com/nyu-mll/crows-pairs/"
+    "8aaac11c485473159ec9328a65253a5be9a479dc/data/crows_pairs_anonymized.csv"
+)
+CROWS_PAIRS_SHA256 = "dfb36986ce0502abbaf7055b9176da3d08d48e07df1251991b5dfbcbceab9d0c"
+CROWS_PAIRS_BYTES = 437_764
+CROWS_PAIRS_COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
+
+YELP_DATASET = "Yelp/yelp_review_full"
+YELP_SIZES = {"train": 10_000, "test": 5_000}
+YELP_NUM_CLASSES = 5
+
+
+# Brown corpus (lesson 01) ---------------------------------------------------------------
+
+
+def _add_nltk_search_path(nltk_dir: Path) -> None:
+    import nltk
+
+    # NLTK_DATA is read when nltk is imported; read it again in case it was set later.
+    wanted = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
+    for entry in [*wanted, str(nltk_dir)]:
+        if entry not in nltk.data.path:
+            nltk.data.path.append(entry)
+
+
+def _check_cached_brown(nltk_dir: Path) -> None:
+    zipped = nltk_dir / "corpora" / "brown.zip"
+    if not zipped.is_file():
+        return
+    try:
+        with zipfile.ZipFile(zipped) as archive:
+            bad_member = archive.testzip()  # checks the CRC-32 of every file inside
+    except zipfile.BadZipFile:
+        bad_member = "the archive itself"
+    if bad_member is not None:
+        raise CorruptFileError(
+            f"{zipped} is incomplete or corrupted ({bad_member} fails its checksum). "
+            "Delete it and run again to download a fresh copy."
+        )
+
+
+def _find_brown() -> str | None:
+    import nltk
+
+    # The same two places nltk.corpus.brown looks: an unzipped folder, then the zip.
+    for resource in ("corpora/brown", "corpora/brown.zip/brown/"):
+        try:
+            return str(nltk.data.find(resource))
+        except LookupError:
+            continue
+    return None
+
+
+def _nltk_download_brown(nltk_dir: Path) -> str | None:
+    """Run ``nltk.download("brown")`` into ``nltk_dir``; None on success, else the reason."""
+    import nltk
+
+    if offline():
+        return "skipped: COURSE_OFFLINE is set"
+    try:
+        # nltk prints its own errors even when quiet; the one message of the caller replaces them.
+        with socket_timeout(timeout_seconds()), contextlib.redirect_stderr(io.StringIO()):
+            nltk.download("brown", download_dir=str(nltk_dir), quiet=True, raise_on_error=True)
+    except Exception as error:  # nltk raises many kinds; the caller says what to do
+        return describe_error(error)
+    return None if _find_brown() else "it finished, but the corpus is still not found"
+
+
+def brown_corpus(data_dir: str | os.PathLike | None = None):
+    """nltk's Brown corpus reader, downloading the corpus into the cache only if it is missing.
+
+    Looked for on ``NLTK_DATA``, nltk's usual folders and ``<cache>/nltk_data``; when
+    absent, ``nltk.download("brown", download_dir=<cache>/nltk_data)`` fetches it.
+    """
+    import nltk
+
+    nltk_dir = cache_dir(data_dir) / "nltk_data"
+    _add_nltk_search_path(nltk_dir)
+    _check_cached_brown(nltk_dir)
+    if _find_brown() is None:
+        searched = ", ".join(nltk.data.path)
+        reason = _nltk_download_brown(nltk_dir)
+        if reason is not None:
+            target = nltk_dir / "corpora" / "brown.zip"
+            raise unavailable(
+                "the Brown corpus",
+                [
+                    f"nltk's data folders ({searched}): no corpora/brown or corpora/brown.zip",
+                    f"nltk.download('brown', download_dir={str(nltk_dir)!r}) ({reason})",
+                ],
+                f"download {BROWN_URL} and save it as {target} "
+                "(or set NLTK_DATA to a folder holding corpora/brown.zip).",
+            )
+    from nltk.corpus import brown
+
+    return brown
+
+
+def brown_sentences(
+    *,
+    lowercase: bool = True,
+    words_only: bool = True,
+    data_dir: str | os.PathLike | None = None,
+    fallback: bool = False,
+) -> list[list[str]]:
+    """All 57,340 sentences of the Brown corpus as lists of tokens.
+
+    ``words_only`` drops tokens without a letter (punctuation, bare numbers). With
+    ``fallback``, when Brown cannot be loaded a notice is printed and gensim's small
+    Lee news corpus (which ships with gensim) is returned instead.
+    """
+    try:
+        sentences = brown_corpus(data_dir).sents()
+    except DataUnavailable as error:
+        if not fallback:
+            raise
+        print(
+            "NOTICE: the Brown corpus is not available, so this notebook uses gensim's small "
+            "Lee news corpus instead; its numbers will differ from the solution notebook.\n"
+            f"(Why: {str(error).splitlines()[0]} See the error of brown_corpus() for the fix.)"
+        )
+        return lee_sentences()
+    result = []
+    for sentence in sentences:
+        tokens = [t.lower() if lowercase else t for t in sentence]
+        if words_only:
+            tokens = [t for t in tokens if any(c.isalpha() for c in t)]
+        result.append(tokens)
+    return result
+
+
+def lee_sentences() -> list[list[str]]:
+    """gensim's Lee background corpus (about 300 Australian news texts), lowercased words."""
+    from gensim.test.utils import datapath
+    from gensim.utils import simple_preprocess
+
+    with open(datapath("lee_background.cor"), encoding="utf-8", errors="replace") as handle:
+        return [simple_preprocess(line) for line in handle if line.strip()]
+
+
+# Yelp reviews (lesson 06) ---------------------------------------------------------------
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+def _validate_yelp(frame: pd.DataFrame, source: Path | str) -> pd.DataFrame:
+    missing = [c for c in ("label", "text") if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{source} must have the columns 'label' (0–4, stars − 1) and 'text'; "
+            f"it is missing {missing} (its columns are {list(frame.columns)})."
+        )
+    labels = pd.to_numeric(frame["label"], errors="coerce")
+    bad = labels.isna() | (labels % 1 != 0) | (labels < 0) | (labels >= YELP_NUM_CLASSES)
+    if bad.any():
+        found = sorted(set(frame.loc[bad, "label"].tolist()))[:5]
+        stars = " (stars 1–5? subtract 1)" if set(labels.dropna()) <= {1, 2, 3, 4, 5} else ""
+        raise ValueError(
+            f"{source}: every label must be an integer from 0 to 4{stars}; "
+            f"{int(bad.sum())} rows are not, e.g. {found}."
+        )
+    if frame["text"].isna().any():
+        raise ValueError(f"{source}: {int(frame['text'].isna().sum())} rows have no text.")
+    return pd.DataFrame(
+        {"label": labels.astype("int64").to_numpy(), "text": frame["text"].astype(str).to_numpy()}
+    )
+
+
+def _balanced_subset(labels, size: int, seed: int):
+    """Row indices of a seeded sample with (nearly) equal counts per label, shuffled."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in range(YELP_NUM_CLASSES):
+        want = size // YELP_NUM_CLASSES + (label < size % YELP_NUM_CLASSES)
+        rows = np.flatnonzero(labels == label)
+        if len(rows) < want:
+            raise ValueError(f"only {len(rows)} reviews have label {label}; {want} were asked for")
+        chosen.append(rng.choice(rows, size=want, replace=False))
+    return rng.permutation(np.concatenate(chosen))
+
+
+def _write_verified_parquet(frame: pd.DataFrame, destination: Path) -> None:
+    """Write ``frame`` and a ``.sha256`` sidecar next to it, each via a temporary file."""
+    temporary = destination.with_name(f".{destination.name}.part")
+    sidecar = destination.with_name(destination.name + ".sha256")
+    try:
+        frame.to_parquet(temporary, index=False)
+        sidecar_tmp = sidecar.with_name(f".{sidecar.name}.part")
+        sidecar_tmp.write_text(file_sha256(temporary) + "\n")
+        os.replace(sidecar_tmp, sidecar)
+        os.replace(temporary, destination)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _download_yelp(split: str, size: int, seed: int, destination: Path) -> pd.DataFrame:
+    if offline():
+        raise OSError("skipped: COURSE_OFFLINE is set")
+    import datasets
+
+    # All 650,000 (train) or 50,000 (test) reviews go to Hugging Face's own cache once;
+    # the course keeps only the small balanced sample.
+    full = datasets.load_dataset(YELP_DATASET, split=split)
+    rows = _balanced_subset(full["label"], size, seed)
+    subset = full.select(rows.tolist())
+    frame = pd.DataFrame({"label": subset["label"], "text": subset["text"]})
+    _write_verified_parquet(frame, destination)
+    return frame
+
+
+def load_yelp(
+    split: str = "train",
+    *,
+    path: str | os.PathLike | None = None,
+    size: int | None = None,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+) -> pd.DataFrame:
+    """Yelp reviews as a DataFrame with columns ``label`` (0–4, stars − 1) and ``text``.
+
+    Online, a seeded class-balanced sample of ``Yelp/yelp_review_full`` (``size``
+    reviews: 10,000 for train and 5,000 for test by default) is cached as parquet.
+    A local CSV or parquet file (``path``, ``COURSE_YELP_TRAIN``/``COURSE_YELP_TEST``,
+    or ``<cache>/yelp/<split>.csv``) is used as it is, or sampled down to ``size``.
+    """
+    if split not in YELP_SIZES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if size is not None and size < 1:
+        raise ValueError(f"size must be a positive number of reviews, got {size}")
+    variable = f"COURSE_YELP_{split.upper()}"
+    yelp_dir = cache_dir(data_dir) / "yelp"
+    local = Path(path) if path is not None else env_file(variable, f"the Yelp {split} reviews")
+    if local is None:
+        local = next(
+            (p for p in (yelp_dir / f"{split}.csv", yelp_dir / f"{split}.parquet") if p.is_file()),
+            None,
+        )
+    if local is not None:
+        frame = _validate_yelp(_read_table(local), local)
+        if size is not None and size < len(frame):
+            frame = frame.sample(n=size, random_state=seed).reset_index(drop=True)
+        return frame
+
+    wanted = YELP_SIZES[split] if size is None else size
+    cached = yelp_dir / f"yelp_review_full-{split}-{wanted}-seed{seed}.parquet"
+    if cached.is_file():
+        sidecar = cached.with_name(cached.name + ".sha256")
+        expected = sidecar.read_text().strip() if sidecar.is_file() else None
+        if expected is None:
+            raise CorruptFileError(
+                f"{cached} has no checksum file next to it; delete it and run again."
+            )
+        verify_file(cached, sha256=expected)
+        return pd.read_parquet(cached)
+    try:
+        return _download_yelp(split, wanted, seed, cached)
+    except Exception as error:  # datasets raises many kinds; the message below says what to do
+        raise unavailable(
+            f"the Yelp {split} reviews",
+            [
+                "the path argument (not given)",
+                f"{variable} (not set)",
+                f"{yelp_dir / (split + '.csv')} and .parquet (absent)",
+                f"the cached sample {cached} (absent)",
+                f"Hugging Face datasets {YELP_DATASET!r} ({describe_error(error)})",
+            ],
+            f"save a CSV file with columns label (0–4, stars − 1) and text as "
+            f"{yelp_dir / (split + '.csv')}, or set {variable} to the path of such a file.",
+        ) from None
+
+
+# CrowS-Pairs (lesson 07) ----------------------------------------------------------------
+
+
+def _read_crows_pairs(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path, index_col=0)
+    missing = [c for c in CROWS_PAIRS_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{path} is not the CrowS-Pairs CSV: it lacks the columns {missing} "
+            f"(its columns are {list(frame.columns)})."
+        )
+    return frame
+
+
+def load_crows_pairs(
+    path: str | os.PathLike | None = None, *, data_dir: str | os.PathLike | None = None
+) -> pd.DataFrame:
+    """The 1,508 CrowS-Pairs sentence pairs (``sent_more``, ``sent_less``, ``bias_type`` ...).
+
+    From ``path``, else ``COURSE_CROWS_PAIRS``, else the cache (checksum-verified),
+    else downloaded from the authors' repository (nyu-mll/crows-pairs).
+    """
+    local = Path(path) if path is not None else env_file("COURSE_CROWS_PAIRS", "CrowS-Pairs")
+    if local is not None:
+        return _read_crows_pairs(local)
+    cached = cache_dir(data_dir) / "crows_pairs" / "crows_pairs_anonymized.csv"
+    if cached.is_file():
+        verify_file(cached, sha256=CROWS_PAIRS_SHA256, size=CROWS_PAIRS_BYTES)
+        return _read_crows_pairs(cached)
+    try:
+        download(CROWS_PAIRS_URL, cached, sha256=CROWS_PAIRS_SHA256, size=CROWS_PAIRS_BYTES)
+    except OSError as error:  # no network; a bad download raises CorruptFileError instead
+        raise unavailable(
+            "CrowS-Pairs",
+            [
+                "the path argument (not given)",
+                "COURSE_CROWS_PAIRS (not set)",
+                f"the cache file {cached} (absent)",
+                f"downloading {CROWS_PAIRS_URL} ({describe_error(error)})",
+            ],
+            f"download {CROWS_PAIRS_URL} and save it as {cached}, "
+            "or set COURSE_CROWS_PAIRS to the path of that file.",
+        ) from None
+    return _read_crows_pairs(cached)

@@ -1,0 +1,230 @@
+"""Safe downloads into the course cache: verified, atomic, and quick to fail offline.
+
+The rules every loader in :mod:`course_utils.data` relies on:
+
+* a download goes to a temporary file next to its destination and is moved into place
+  with ``os.replace`` only after its size and SHA-256 have been checked, so an
+  interrupted or corrupted download never leaves a file in the cache;
+* a cached file is checked again whenever it is used, and a mismatch raises
+  :class:`CorruptFileError` naming the file and telling you to delete it;
+* without a network the first failed connection ends the attempt (a short timeout,
+  no retries), and the loader raises one :class:`DataUnavailable` message that says
+  what was tried and exactly which file to put where.
+
+Set ``COURSE_OFFLINE=1`` to skip every network attempt, and ``COURSE_DOWNLOAD_TIMEOUT``
+(seconds, default 10) to change how long a silent connection is waited for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+__all__ = [
+    "CorruptFileError",
+    "DataUnavailable",
+    "cache_dir",
+    "describe_error",
+    "download",
+    "env_file",
+    "file_sha256",
+    "offline",
+    "socket_timeout",
+    "timeout_seconds",
+    "unavailable",
+    "verify_file",
+]
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+CHUNK_BYTES = 1 << 16
+PROGRESS_BAR_BYTES = 1 << 20  # show a progress bar for downloads of 1 MiB or more
+
+
+class DataUnavailable(FileNotFoundError):
+    """Data could not be found locally nor downloaded; the message says where to put it."""
+
+
+class CorruptFileError(ValueError):
+    """A file's size or checksum is not what it should be; the message names the file."""
+
+
+def offline() -> bool:
+    """True when ``COURSE_OFFLINE`` or ``HF_HUB_OFFLINE`` is set (to 1, true, yes or on)."""
+    return any(
+        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+        for name in ("COURSE_OFFLINE", "HF_HUB_OFFLINE")
+    )
+
+
+def timeout_seconds() -> float:
+    """How long to wait for a silent connection: ``COURSE_DOWNLOAD_TIMEOUT`` or 10 seconds."""
+    text = os.environ.get("COURSE_DOWNLOAD_TIMEOUT", "10")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(
+            f"COURSE_DOWNLOAD_TIMEOUT must be a number of seconds, got {text!r}"
+        ) from None
+    if value <= 0:
+        raise ValueError(f"COURSE_DOWNLOAD_TIMEOUT must be positive, got {value}")
+    return value
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, as 64 hex digits."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(
+    path: str | os.PathLike, *, sha256: str | None = None, size: int | None = None
+) -> Path:
+    """Check a file's size and SHA-256 (each when given); return its path or raise.
+
+    Raises :class:`CorruptFileError` naming the file and telling how to recover.
+    """
+    path = Path(path)
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        problem = f"has {actual_size:,} bytes instead of {size:,}"
+    elif sha256 is not None and file_sha256(path) != sha256.lower():
+        problem = f"does not match its SHA-256 checksum (expected {sha256})"
+    else:
+        return path
+    raise CorruptFileError(
+        f"{path} {problem}: it is incomplete or corrupted. Delete it and run again to "
+        "download a fresh copy (or put a good copy at that path)."
+    )
+
+
+def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The course's cache folder, created if needed.
+
+    Resolved from ``data_dir``, then ``COURSE_DATA_DIR``, then the repository's
+    ``data/`` folder when the package sits in a checkout (an editable install), and
+    otherwise (a regular install, as in Colab) ``$XDG_CACHE_HOME/transformers-from-scratch``,
+    which is ``~/.cache/transformers-from-scratch`` by default.
+    """
+    chosen = data_dir or os.environ.get("COURSE_DATA_DIR")
+    if chosen:
+        path = Path(chosen).expanduser()
+    elif (PACKAGE_DIR.parent / "pyproject.toml").is_file():
+        path = PACKAGE_DIR.parent / "data"
+    else:
+        user_cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        path = Path(user_cache) / "transformers-from-scratch"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def unavailable(what: str, tried: list[str], fix: str) -> DataUnavailable:
+    """The one error a loader raises when everything failed: what was tried, then the fix."""
+    steps = "\n".join(f"  {number}. {step}" for number, step in enumerate(tried, 1))
+    return DataUnavailable(f"Could not load {what}. Tried, in order:\n{steps}\nTo fix this, {fix}")
+
+
+def env_file(variable: str, what: str) -> Path | None:
+    """The file an environment variable names, or None if unset; a missing file is an error."""
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise DataUnavailable(
+            f"Could not load {what}: {variable} is set to {value!r}, but there is no file there. "
+            f"Fix the path, or unset {variable} to use the cache and the download."
+        )
+    return path
+
+
+@contextlib.contextmanager
+def socket_timeout(seconds: float):
+    """Temporarily give sockets opened without a timeout (as nltk.download does) this one."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _urlopen(url: str, timeout: float):
+    """Open ``url``; the one place the network is touched (tests replace it)."""
+    request = urllib.request.Request(url, headers={"User-Agent": "transformers-from-scratch"})
+    return urllib.request.urlopen(request, timeout=timeout)
+
+
+def _progress_bar(total: int | None, description: str):
+    if total is not None and total < PROGRESS_BAR_BYTES:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=description)
+
+
+def download(
+    url: str,
+    destination: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    description: str | None = None,
+) -> Path:
+    """Download ``url`` to ``destination`` atomically and verify it; return the path.
+
+    The bytes go to a temporary file in the destination's folder, which is checked
+    (``size`` and ``sha256`` when given) and then renamed into place; on any failure
+    the temporary file is removed and nothing is left at ``destination``. Network
+    failures raise ``OSError`` (``urllib.error.URLError``, ``TimeoutError`` ...) with
+    the reason; a bad size or checksum raises :class:`CorruptFileError`.
+    """
+    if offline():
+        raise urllib.error.URLError("offline mode (COURSE_OFFLINE or HF_HUB_OFFLINE is set)")
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
+    )
+    try:
+        with os.fdopen(handle, "wb") as out, _urlopen(url, timeout_seconds()) as response:
+            length = response.headers.get("Content-Length") if response.headers else None
+            total = int(length) if length else size
+            bar = _progress_bar(total, description or destination.name)
+            try:
+                for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+                    out.write(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+            finally:
+                if bar is not None:
+                    bar.close()
+        try:
+            verify_file(temporary, sha256=sha256, size=size)
+        except CorruptFileError:
+            raise CorruptFileError(
+                f"the file downloaded from {url} has the wrong size or checksum, so it was "
+                "not saved; the source may have changed or the connection was cut. "
+                "Try again later."
+            ) from None
+        os.replace(temporary, destination)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return destination
+
+
+def describe_error(error: BaseException) -> str:
+    """A short reason for a failed download, for the one-message offline failure."""
+    reason = getattr(error, "reason", None)
+    text = " ".join(str(reason if reason is not None else error).split())  # one line
+    return f"{type(error).__name__}: {text or 'no details'}"

@@ -1,0 +1,99 @@
+"""Pretrained models from the Hugging Face hub or a local folder, each loaded once per process.
+
+Where a model is looked for, in order: a local directory written by ``save_pretrained``;
+Hugging Face's own cache (``HF_HOME``, shared with other projects, so a model already
+downloaded is reused); the hub. Offline, the hub is not waited for: a short connection
+test fails first and :class:`~course_utils.download.DataUnavailable` says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import NamedTuple
+
+from course_utils.download import describe_error, offline, timeout_seconds, unavailable
+
+__all__ = ["DEFAULT_MASKED_LM", "MaskedLM", "load_masked_lm"]
+
+DEFAULT_MASKED_LM = "bert-base-uncased"
+
+
+class MaskedLM(NamedTuple):
+    """A tokenizer and its masked language model (in eval mode); unpacks as a pair."""
+
+    tokenizer: object
+    model: object
+
+
+_MASKED_LMS: dict[tuple[str, str], MaskedLM] = {}
+
+
+def _hub_reachable() -> str | None:
+    """None if the Hugging Face hub answers within the timeout, else the reason it did not."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout_seconds()).close()
+    except OSError as error:
+        return f"{url.hostname} unreachable ({describe_error(error)})"
+    return None
+
+
+def load_masked_lm(name_or_dir: str | os.PathLike | None = None, device=None) -> MaskedLM:
+    """Load a masked language model and its tokenizer once per process: ``(tokenizer, model)``.
+
+    ``name_or_dir`` is a Hugging Face hub name or a local directory written by
+    ``save_pretrained`` (default: ``COURSE_MASKED_LM``, else ``bert-base-uncased``).
+    Hub models live in Hugging Face's own cache (``HF_HOME``), shared with other
+    projects. Later calls with the same name and device return the same objects.
+    """
+    import torch
+
+    from course_utils.device import get_device
+
+    name = str(name_or_dir or os.environ.get("COURSE_MASKED_LM") or DEFAULT_MASKED_LM)
+    device = torch.device(device) if device is not None else get_device(verbose=False)
+    local = Path(name).expanduser()
+    looks_like_path = local.is_absolute() or name.startswith((".", "~")) or local.exists()
+    if looks_like_path:
+        name = str(local.resolve())
+    key = (name, str(device))
+    if key in _MASKED_LMS:
+        return _MASKED_LMS[key]
+
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    def load(**options) -> MaskedLM:
+        tokenizer = AutoTokenizer.from_pretrained(name, **options)
+        model = AutoModelForMaskedLM.from_pretrained(name, **options)
+        return MaskedLM(tokenizer, model.to(device).eval())
+
+    fix = (
+        f"on a machine with internet run AutoTokenizer.from_pretrained({name!r}) and "
+        f"AutoModelForMaskedLM.from_pretrained({name!r}), call .save_pretrained(DIR) on both, "
+        "copy DIR here and pass it as name_or_dir (or set COURSE_MASKED_LM to DIR)."
+    )
+    if looks_like_path:
+        if not local.is_dir():
+            raise unavailable(
+                f"the masked language model {name}", [f"{name} (no such directory)"], fix
+            )
+        loaded = load(local_files_only=True)
+    else:
+        try:
+            loaded = load(local_files_only=True)
+        except OSError as error:
+            tried = [f"the Hugging Face cache (not there: {describe_error(error)[:120]})"]
+            reason = "skipped: offline mode is set" if offline() else _hub_reachable()
+            if reason is None:
+                loaded = load()  # downloads, with Hugging Face's own progress bars
+            else:
+                tried.append(f"downloading {name!r} from the hub ({reason})")
+                raise unavailable(f"the masked language model {name!r}", tried, fix) from None
+    _MASKED_LMS[key] = loaded
+    return loaded
