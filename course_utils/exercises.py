@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from course_utils.checkers import attention
+from course_utils.checkers import attention, encoder, multihead, positional
 from course_utils.checking import CheckFailed, Exercise
 
 __all__ = ["EXERCISES", "check"]
 
 EXERCISES: dict[str, Exercise] = {
-    exercise.id: exercise for module in (attention,) for exercise in module.EXERCISES
+    exercise.id: exercise
+    for module in (attention, multihead, encoder, positional)
+    for exercise in module.EXERCISES
 }
 
 

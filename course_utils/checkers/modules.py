@@ -1,0 +1,176 @@
+"""Checking exercises where the learner writes an ``nn.Module`` class.
+
+The checker builds the learner's class and the reference with the same arguments, copies
+the reference's (randomised) weights into the learner's module by parameter name, runs
+both on the same inputs and judges the outputs as :func:`~course_utils.checking.judge`
+does. Known mistakes are wrong classes with the same parameter names, run the same way.
+Construction happens inside ``torch.random.fork_rng``, so the learner's global RNG is
+left exactly as it was.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from course_utils.checking import (
+    DEFAULT_ATOL,
+    DEFAULT_RTOL,
+    CheckFailed,
+    Exercise,
+    Mistake,
+    Run,
+    call_learner,
+    judge,
+    passed,
+)
+
+__all__ = ["ModuleCase", "build_quietly", "module_exercise", "randomise_parameters"]
+
+
+@dataclass(frozen=True)
+class ModuleCase:
+    """How to build the module (``init_args``, ``init_kwargs``) and one call of it."""
+
+    init_args: tuple
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+    label: str = ""
+    init_kwargs: dict = field(default_factory=dict)
+
+
+def build_quietly(cls: Callable, *args, **kwargs) -> Any:
+    """Call ``cls(*args, **kwargs)`` without consuming the global RNG (weights are overwritten)."""
+    with torch.random.fork_rng(devices=[]):
+        return cls(*args, **kwargs)
+
+
+def randomise_parameters(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Fill every parameter from ``generator``, so no mistake can hide behind a default init.
+
+    Matrices get N(0, 1/fan_in); vectors named ``weight`` (norm scales) get 1 + N(0, 0.3²);
+    other vectors (biases) N(0, 0.3²).
+    """
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            if parameter.dim() >= 2:
+                parameter.copy_(noise / math.sqrt(parameter.shape[-1]))
+            elif name.endswith("weight"):
+                parameter.copy_(1.0 + 0.3 * noise)
+            else:
+                parameter.copy_(0.3 * noise)
+    return module
+
+
+def _describe_init(name: str, case: ModuleCase) -> str:
+    parts = [repr(a) for a in case.init_args] + [f"{k}={v!r}" for k, v in case.init_kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def _load_reference_weights(learner: nn.Module, reference: nn.Module, prefix: str, layout: str):
+    expected, got = reference.state_dict(), learner.state_dict()
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    if missing or unexpected:
+        problems = []
+        if missing:
+            problems.append(f"it has no {', '.join(missing)}")
+        if unexpected:
+            problems.append(f"it has {', '.join(unexpected)}, which the reference has not")
+        raise CheckFailed(
+            f"{prefix}: the checker copies the reference weights into your module by name, but "
+            f"{' and '.join(problems)}; {layout}"
+        )
+    for key, value in expected.items():
+        if got[key].shape != value.shape:
+            raise CheckFailed(
+                f"{prefix}: {key} should have shape {tuple(value.shape)}; yours has "
+                f"{tuple(got[key].shape)}; {layout}"
+            )
+    learner.load_state_dict(expected)
+
+
+def module_exercise(
+    exercise_id: str,
+    reference: type[nn.Module],
+    cases: Callable[[torch.Generator], Sequence[ModuleCase]],
+    *,
+    names: Sequence[str],
+    layout: str,
+    mistakes: Sequence[Mistake] = (),
+    after: Sequence[Callable[[type], str | None]] = (),
+    stub: Any = None,
+    crash: Any = None,
+    seed: int = 0,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
+    success: str = "",
+) -> Exercise:
+    """Build an :class:`~course_utils.checking.Exercise` for a module class the learner writes.
+
+    ``layout`` is the sentence that tells which parameters the class must have; ``after``
+    holds extra checks run once the values are right (each returns a verdict or None),
+    e.g. that invalid arguments are rejected. Modules run in eval mode.
+    """
+    name = reference.__name__
+    mistakes = tuple(mistakes)
+
+    def run(cls: type, case: ModuleCase, weights: nn.Module) -> Any:
+        module = build_quietly(cls, *case.init_args, **case.init_kwargs)
+        module.load_state_dict(weights.state_dict())
+        return module.eval()(*_clone(case.args), **_clone(case.kwargs))
+
+    def check(submission: Any) -> None:
+        prefix = f"{exercise_id} {name}"
+        if not (isinstance(submission, type) and issubclass(submission, nn.Module)):
+            kind = "an instance of" if isinstance(submission, nn.Module) else "a value of type"
+            raise CheckFailed(
+                f"{prefix}: pass your class itself, a subclass of nn.Module "
+                f'(check("{exercise_id}", {name})); you passed {kind} {type(submission).__name__}.'
+            )
+        generator = torch.Generator().manual_seed(seed)
+        runs = []
+        with torch.no_grad():
+            for case in cases(generator):
+                weights = randomise_parameters(
+                    build_quietly(reference, *case.init_args, **case.init_kwargs), generator
+                ).eval()
+                call = _describe_init(name, case)
+                learner = call_learner(
+                    lambda *a, **k: build_quietly(submission, *a, **k),
+                    call.split("(")[0],
+                    case.init_args,
+                    case.init_kwargs,
+                    signature_of=reference,
+                )
+                _load_reference_weights(learner, weights, prefix, layout)
+                actual = call_learner(
+                    learner.eval(), call, case.args, case.kwargs, signature_of=learner.forward
+                )
+                expected = weights(*_clone(case.args), **_clone(case.kwargs))
+                outputs = [run(m.submission, case, weights) for m in mistakes]
+                runs.append(Run(case.label, actual, expected, outputs))
+        verdict = judge(runs, names=names, mistakes=mistakes, atol=atol, rtol=rtol)
+        for extra in after:
+            verdict = verdict or extra(submission)
+        if verdict is not None:
+            raise CheckFailed(f"{prefix}: {verdict}")
+        passed(exercise_id, name, success or f"correct on all {len(runs)} test cases.")
+
+    return Exercise(exercise_id, name, reference, check, mistakes, stub=stub, crash=crash)
+
+
+def _clone(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_clone(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    return value
