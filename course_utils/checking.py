@@ -30,8 +30,8 @@ __all__ = [
     "CheckFailed",
     "Exercise",
     "Mistake",
-    "call_learner",
     "Run",
+    "call_learner",
     "describe_value",
     "function_exercise",
     "judge",
@@ -108,8 +108,10 @@ def describe_value(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         dtype = str(value.dtype).removeprefix("torch.")
         return f"tensor of shape {tuple(value.shape)} ({dtype})"
-    if isinstance(value, (list, tuple)) and value and all(
-        isinstance(v, torch.Tensor) for v in value
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, torch.Tensor) for v in value)
     ):
         return "(" + ", ".join(describe_value(v) for v in value) + ")"
     text = repr(value)
@@ -146,7 +148,12 @@ def _add_note(error: BaseException, note: str) -> None:
 
 
 def call_learner(
-    function: Callable, name: str, args: tuple = (), kwargs: dict | None = None, *, signature_of: Any = None
+    function: Callable,
+    name: str,
+    args: tuple = (),
+    kwargs: dict | None = None,
+    *,
+    signature_of: Any = None,
 ) -> Any:
     """Call learner code on clones of the inputs.
 
@@ -201,13 +208,14 @@ def structure_verdict(actual: Any, expected: Any, names: Sequence[str]) -> str |
     """Say what is wrong with the type of ``actual`` (tuple length, tensor, dtype), or None."""
     if len(names) > 1 and not isinstance(actual, (tuple, list)):
         return (
-            f"return a tuple ({', '.join(names)}); you returned a single "
-            f"{type(actual).__name__}."
+            f"return a tuple ({', '.join(names)}); you returned a single {type(actual).__name__}."
         )
     actual_t, expected_t = _as_tuple(actual), _as_tuple(expected)
     if len(actual_t) != len(expected_t):
-        return f"return {len(expected_t)} values ({', '.join(names)}); you returned {len(actual_t)}."
-    for value, exp, name in zip(actual_t, expected_t, names):
+        return (
+            f"return {len(expected_t)} values ({', '.join(names)}); you returned {len(actual_t)}."
+        )
+    for value, exp, name in zip(actual_t, expected_t, names, strict=True):
         if not isinstance(value, torch.Tensor):
             return f"{name} should be a torch.Tensor; you returned a {type(value).__name__}."
         if exp.dtype == torch.bool and value.dtype != torch.bool:
@@ -222,16 +230,19 @@ def structure_verdict(actual: Any, expected: Any, names: Sequence[str]) -> str |
 
 def value_verdict(actual: tuple, expected: tuple, names: Sequence[str], atol, rtol) -> str | None:
     """Say how well-typed ``actual`` differs from ``expected`` (shape, NaN, values), or None."""
-    for value, exp, name in zip(actual, expected, names):
+    for value, exp, name in zip(actual, expected, names, strict=True):
         if value.shape != exp.shape:
-            return f"{name} should have shape {tuple(exp.shape)}; yours has shape {tuple(value.shape)}."
-    for value, exp, name in zip(actual, expected, names):
+            return (
+                f"{name} should have shape {tuple(exp.shape)}; "
+                f"yours has shape {tuple(value.shape)}."
+            )
+    for value, exp, name in zip(actual, expected, names, strict=True):
         if value.is_floating_point() and torch.isnan(value).any() and not torch.isnan(exp).any():
             return (
                 f"{name} contains NaN where it should not: a softmax over a row of only -inf "
                 "gives NaN, so check which entries your mask removes."
             )
-    for value, exp, name in zip(actual, expected, names):
+    for value, exp, name in zip(actual, expected, names, strict=True):
         if not _close(value, exp, atol, rtol):
             if exp.dtype == torch.bool:
                 wrong = int((value != exp).sum())
@@ -283,12 +294,12 @@ def judge(
     def explains(mistake_index: int, runs_to_explain) -> bool:
         mistake = mistakes[mistake_index]
         telling = [
-            p for p in runs_to_explain
+            p
+            for p in runs_to_explain
             if not _matches(p[3][mistake_index], p[2], mistake.fields, atol, rtol)
         ]
         return bool(telling) and all(
-            _matches(p[1], p[3][mistake_index], mistake.fields, atol, rtol)
-            for p in runs_to_explain
+            _matches(p[1], p[3][mistake_index], mistake.fields, atol, rtol) for p in runs_to_explain
         )
 
     for i, mistake in enumerate(mistakes):
@@ -328,7 +339,7 @@ def function_exercise(
     def check(submission: Callable) -> None:
         if not callable(submission):
             raise CheckFailed(
-                f"{exercise_id} {name}: pass the function itself (e.g. check(\"{exercise_id}\", "
+                f'{exercise_id} {name}: pass the function itself (e.g. check("{exercise_id}", '
                 f"{name})); you passed a {type(submission).__name__}."
             )
         generator = torch.Generator().manual_seed(seed)
@@ -354,6 +365,4 @@ def function_exercise(
     def crash(*args, **kwargs):
         return args[0][("not", "an", "index")]  # a typical learner slip: a bad index
 
-    return Exercise(
-        exercise_id, name, reference, check, mistakes, stub=stub, crash=crash
-    )
+    return Exercise(exercise_id, name, reference, check, mistakes, stub=stub, crash=crash)

@@ -39,17 +39,30 @@ def attention_heatmap(
         side = max(3.0, 0.45 * max(matrix.shape) + 1.5)
         _, ax = plt.subplots(figsize=(side + 1, side))
     image = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=max(1e-9, float(np.nanmax(matrix))))
-    ax.set_xticks(range(matrix.shape[1]), keys if keys is not None else range(matrix.shape[1]),
-                  rotation=60, ha="right")
-    ax.set_yticks(range(matrix.shape[0]), queries if queries is not None else range(matrix.shape[0]))
+    ax.set_xticks(
+        range(matrix.shape[1]),
+        keys if keys is not None else range(matrix.shape[1]),
+        rotation=60,
+        ha="right",
+    )
+    ax.set_yticks(
+        range(matrix.shape[0]), queries if queries is not None else range(matrix.shape[0])
+    )
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
     if annotate is None:
         annotate = max(matrix.shape) <= 10
     if annotate:
         for (row, col), value in np.ndenumerate(matrix):
-            ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if value < 0.6 * np.nanmax(matrix) else "black")
+            ax.text(
+                col,
+                row,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if value < 0.6 * np.nanmax(matrix) else "black",
+            )
     if colorbar:
         ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     if title:
@@ -72,11 +85,12 @@ def saturation_curves(dims, unscaled, scaled, *, ylabel: str, ax=None):
 
 
 def cost_curves(seq_lengths, seconds, megabytes, *, axes=None):
-    """Time and memory of attention against sequence length, on log-log axes with a slope-2 guide."""
+    """Plot attention's time and memory against sequence length (log-log, slope-2 guide)."""
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     seq = np.asarray(seq_lengths, dtype=float)
-    for ax, values, label in zip(axes, (seconds, megabytes), ("time (ms)", "memory of the weights (MB)")):
+    labels = ("time (ms)", "memory of the weights (MB)")
+    for ax, values, label in zip(axes, (seconds, megabytes), labels, strict=True):
         values = np.asarray(values, dtype=float) * (1000.0 if label.startswith("time") else 1.0)
         ax.loglog(seq, values, "o-", label="measured")
         guide = values[-1] * (seq / seq[-1]) ** 2  # a line of slope 2 through the last point

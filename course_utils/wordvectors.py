@@ -27,8 +27,14 @@ def news_word_vectors(vector_size: int = 48, seed: int = 0):
     with open(datapath("lee_background.cor"), encoding="utf-8") as file:
         documents = [simple_preprocess(line) for line in file]
     model = Word2Vec(
-        documents, vector_size=vector_size, window=5, min_count=3, epochs=30,
-        negative=10, seed=seed, workers=1,
+        documents,
+        vector_size=vector_size,
+        window=5,
+        min_count=3,
+        epochs=30,
+        negative=10,
+        seed=seed,
+        workers=1,
     )
     return model.wv
 

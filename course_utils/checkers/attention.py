@@ -13,8 +13,17 @@ __all__ = ["EXERCISES"]
 
 
 def _flawed_attention(
-    query, key, value, mask=None, *, scale=None, softmax_dim=-1, fill=float("-inf"),
-    invert_mask=False, mask_after_softmax=False, softmax=True,
+    query,
+    key,
+    value,
+    mask=None,
+    *,
+    scale=None,
+    softmax_dim=-1,
+    fill=float("-inf"),
+    invert_mask=False,
+    mask_after_softmax=False,
+    softmax=True,
 ):
     """Attention with one classic mistake switched on; used to recognise that mistake."""
     scale = math.sqrt(query.size(-1)) if scale is None else scale(query, value)

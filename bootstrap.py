@@ -1,0 +1,97 @@
+"""Set up the course in a virtual environment, then open it or test it.
+
+    python3 bootstrap.py         # install everything into .venv and open the course in JupyterLab
+    python3 bootstrap.py test    # install everything, with the test tools, and run all tests
+
+Needs only Python 3.10 or newer (3.11+ for the test suite); everything else is installed
+into ``.venv`` next to this file (set ``COURSE_VENV`` to use another folder). Running it
+again reuses the environment and only installs what is missing. PyTorch is installed first,
+at the version the course is tested with (``COURSE_TORCH_SPEC`` overrides, e.g. ``torch``),
+because letting another package pull it in can choose a much larger build.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+TORCH_SPEC = os.environ.get("COURSE_TORCH_SPEC", "torch==2.13.0")
+USAGE = "usage: python3 bootstrap.py [lab|test] [extra pytest arguments for test]"
+
+
+def say(message: str) -> None:
+    print(f"[bootstrap] {message}", flush=True)
+
+
+def fail(message: str) -> int:
+    print(f"[bootstrap] error: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+def venv_python(env_dir: Path) -> Path:
+    scripts = "Scripts" if os.name == "nt" else "bin"
+    return env_dir / scripts / ("python.exe" if os.name == "nt" else "python")
+
+
+def run(*command: str | Path) -> int:
+    say("$ " + " ".join(str(c) for c in command))
+    return subprocess.call([str(c) for c in command], cwd=ROOT)
+
+
+def ensure_environment(extra: str) -> Path | None:
+    """Create the virtual environment if needed and install torch, then the course package."""
+    env_dir = Path(os.environ.get("COURSE_VENV", ROOT / ".venv"))
+    python = venv_python(env_dir)
+    if not python.exists():
+        say(f"creating a virtual environment in {env_dir}")
+        try:
+            venv.EnvBuilder(with_pip=True).create(env_dir)
+        except Exception as error:  # e.g. Debian without the python3-venv package
+            fail(
+                f"could not create a virtual environment ({error}). On Debian or Ubuntu install "
+                "it with `sudo apt install python3-venv`, then run this command again."
+            )
+            return None
+    has_torch = (
+        subprocess.call(
+            [str(python), "-c", "import torch"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        == 0
+    )
+    if not has_torch and run(python, "-m", "pip", "install", TORCH_SPEC) != 0:
+        fail(f"installing {TORCH_SPEC} failed; see pip's message above.")
+        return None
+    if run(python, "-m", "pip", "install", "-e", f".[{extra}]") != 0:
+        fail("installing the course package failed; see pip's message above.")
+        return None
+    return python
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 10):  # noqa: UP036 (runs under whatever python3 a newcomer has)
+        return fail(f"the course needs Python 3.10 or newer; this is {sys.version.split()[0]}.")
+    command = argv[0] if argv else "lab"
+    if command not in ("lab", "test"):
+        return fail(USAGE)
+    if command == "test" and sys.version_info < (3, 11):
+        return fail("the test suite needs Python 3.11 or newer (the course itself runs on 3.10).")
+    python = ensure_environment("lab" if command == "lab" else "dev")
+    if python is None:
+        return 1
+    if command == "lab":
+        say("opening JupyterLab; start with notebooks/01_embeddings.ipynb (Ctrl+C here to stop)")
+        return run(python, "-m", "jupyterlab", "notebooks")
+    status = run(python, "-m", "ruff", "check", ".")
+    status |= run(python, "-m", "ruff", "format", "--check", ".")
+    status |= run(python, "-m", "pytest", *argv[1:])
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

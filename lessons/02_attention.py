@@ -1,0 +1,384 @@
+# %% [markdown]
+# # Lesson 02 · Queries, keys and values
+#
+# **Goal:** write scaled dot-product attention with padding and causal masks, and see why each part of the formula is there.
+#
+# **Time:** about 75 minutes.
+#
+# In lesson 01 a single query word looked at a handful of key words, scored each by a dot
+# product and turned the scores into weights with a softmax. This lesson turns that idea
+# into the exact computation inside every transformer:
+#
+# 1. three learned maps give every token a **query**, a **key** and a **value** (10 min);
+# 2. attention for a whole sequence at once, as two matrix products (10 min);
+# 3. why the scores are divided by √d (10 min);
+# 4. masks, and why masked scores become −∞ rather than 0 (10 min);
+# 5. exercises 2.1–2.3: attention and its two masks (25 min);
+# 6. attention over real words (10 min);
+# 7. what attention costs as sentences grow (5 min).
+#
+# Exercises have a one-line check cell underneath. Run it: it prints one line when your
+# code is right and one sentence saying what to fix when it is not.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils import attention as reference  # the course's own solutions, used by demos
+from course_utils import get_device, set_seed
+from course_utils.exercises import check
+from course_utils.plots import attention_heatmap, cost_curves, saturation_curves
+from course_utils.wordvectors import news_word_vectors, sentence_vectors
+
+device = get_device()
+set_seed(0)
+
+# %% [markdown]
+# ## 1. Three roles for every token (10 min)
+#
+# Attention lets each token gather information from the other tokens of its sequence.
+# To do that, every token plays three roles, each given by its own learned linear map of
+# the token's vector $x$:
+#
+# - its **query** $q = x W_Q$ says what the token is looking for;
+# - its **key** $k = x W_K$ says what the token offers to those looking;
+# - its **value** $v = x W_V$ is what it hands over when someone attends to it.
+#
+# Why three maps and not the raw vectors? With raw vectors, the score of token $i$ for
+# token $j$ would be $x_i \cdot x_j$: symmetric, and largest for a token and itself. Separate
+# query and key maps let "a verb looking for its subject" differ from "a subject looking for
+# its verb"; a separate value map lets what a token is *found by* differ from what it *says*.
+#
+# In code, the three maps are three `nn.Linear` layers applied to a batch-first tensor
+# `(batch, seq, d_model)`. The linear layer acts on the last axis, so every token is
+# projected by the same weights.
+
+# %%
+d_model = 8
+tokens = torch.randn(2, 5, d_model)  # (batch, seq, d_model): 2 sentences of 5 tokens
+
+q_proj = nn.Linear(d_model, d_model)
+k_proj = nn.Linear(d_model, d_model)
+v_proj = nn.Linear(d_model, d_model)
+query, key, value = q_proj(tokens), k_proj(tokens), v_proj(tokens)
+print(
+    "tokens",
+    tuple(tokens.shape),
+    "→ query",
+    tuple(query.shape),
+    "key",
+    tuple(key.shape),
+    "value",
+    tuple(value.shape),
+)
+
+# %% [markdown]
+# **Attention versus a recurrent network.** An RNN reads a sentence one token at a time:
+# token 50 waits for tokens 1–49, and what token 1 said reaches token 50 only after 49
+# squeezes through a fixed-size state. Attention connects every pair of tokens directly,
+# and computes all of them at once as matrix products, which is exactly what GPUs (and
+# vectorised CPU code) are fast at. The price is section 6: the number of pairs grows with
+# the square of the length.
+
+# %% [markdown]
+# ## 2. Attention as two matrix products (10 min)
+#
+# Stack the queries of a sequence as the rows of $Q$ (shape `(seq_q, d_k)`), the keys as the
+# rows of $K$ (`(seq_k, d_k)`) and the values as the rows of $V$ (`(seq_k, d_v)`). Then
+#
+# $$\operatorname{Attention}(Q, K, V) = \operatorname{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right) V .$$
+#
+# | step | expression | shape |
+# |---|---|---|
+# | scores: every query against every key | $S = Q K^\top / \sqrt{d_k}$ | `(seq_q, seq_k)` |
+# | weights: softmax along each **row** | $A = \operatorname{softmax}(S)$ | `(seq_q, seq_k)` |
+# | output: a weighted average of the values | $A V$ | `(seq_q, d_v)` |
+#
+# The softmax runs over the **key** axis (the last one): each query distributes one unit
+# of attention over the keys, so every row of $A$ sums to 1. With a batch, and later with
+# several heads, the same formula applies to the last two axes and everything in front of
+# them just comes along: `(batch, seq_q, d_k) @ (batch, d_k, seq_k)` is a batch of matrix
+# products. That is why the transpose must swap the **last two** axes,
+# `key.transpose(-2, -1)`, rather than `key.T`, which would reverse all of them.
+#
+# Queries and keys must share their size $d_k$ (they meet in a dot product); the values
+# may have another size $d_v$, which is then the size of the output.
+
+# %% [markdown]
+# ## 3. Why divide by √d? (10 min)
+#
+# If the entries of $q$ and $k$ are independent with mean 0 and variance 1, their dot
+# product is a sum of $d$ such products, so its variance is $d$ and its typical size
+# $\sqrt d$. With $d = 512$, scores spread over ±20 or more, and a softmax of such scores
+# puts nearly all the weight on one key: the output ignores every other token, and the
+# gradient through the softmax is almost zero, so the model stops learning. Dividing by
+# $\sqrt d$ brings the scores back to variance 1, whatever the size.
+#
+# The cell below measures it with random queries and keys, for sizes from 4 to 1024: the
+# spread of the scores, and the largest weight a query gives to any of 16 keys (1/16 ≈ 0.06
+# would be perfectly even; 1.0 is all on one key).
+
+# %%
+generator = torch.Generator().manual_seed(0)
+dims = [4, 16, 64, 256, 1024]
+stats = {"std unscaled": [], "std scaled": [], "max weight unscaled": [], "max weight scaled": []}
+for d in dims:
+    q = torch.randn(1000, 1, d, generator=generator)  # 1000 queries
+    k = torch.randn(1000, 16, d, generator=generator)  # 16 keys for each query
+    scores = (q @ k.transpose(-2, -1)).squeeze(1)  # (1000, 16)
+    for name, s in (("unscaled", scores), ("scaled", scores / math.sqrt(d))):
+        stats[f"std {name}"].append(s.std().item())
+        stats[f"max weight {name}"].append(s.softmax(dim=-1).max(dim=-1).values.mean().item())
+
+print("   d   score std (unscaled → scaled)   largest weight (unscaled → scaled)")
+for i, d in enumerate(dims):
+    print(
+        f"{d:4d}   {stats['std unscaled'][i]:6.1f} → {stats['std scaled'][i]:.2f}"
+        f"                  {stats['max weight unscaled'][i]:.2f} → {stats['max weight scaled'][i]:.2f}"
+    )
+
+# %%
+saturation_curves(
+    dims,
+    stats["max weight unscaled"],
+    stats["max weight scaled"],
+    ylabel="largest softmax weight (mean)",
+).set_title("Without √d the softmax saturates")
+# %% [markdown]
+# Without scaling, the largest weight climbs towards 1 as $d$ grows: attention becomes a
+# hard "pick one key". With scaling it stays put. Dividing by $d$ instead of $\sqrt d$
+# would overcorrect: the scores would shrink towards 0 and every key would get the same
+# weight.
+
+# %% [markdown]
+# ## 4. Masks: who may attend to whom (10 min)
+#
+# Two situations forbid some query–key pairs:
+#
+# - **Padding.** Sentences in a batch have different lengths, so the short ones are padded
+#   with filler tokens to a common length. No real token should take information from
+#   padding.
+# - **Causality.** A model that predicts the next word must not peek at it: position $i$
+#   may attend to positions $0, \dots, i$ only.
+#
+# A mask is a boolean tensor broadcastable to the scores' shape `(..., seq_q, seq_k)`. In
+# this course, as in PyTorch's `F.scaled_dot_product_attention` and in Hugging Face,
+# **True means "may attend"**. (`nn.MultiheadAttention`'s `key_padding_mask` uses the
+# opposite convention; when you meet it, invert explicitly in a named variable.)
+#
+# Masking happens on the **scores, before the softmax**, by setting the forbidden scores to
+# $-\infty$. Why not to 0? Look at one query's scores:
+
+# %%
+scores = torch.tensor([2.0, 1.0, 0.5, -1.0])
+allowed = torch.tensor([True, True, False, False])  # the last two keys are padding
+print(
+    "weights, masked scores set to 0:   ",
+    scores.masked_fill(~allowed, 0.0).softmax(dim=-1).numpy().round(3),
+)
+print(
+    "weights, masked scores set to -inf:",
+    scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1).numpy().round(3),
+)
+print(
+    "weights, masked after the softmax: ",
+    scores.softmax(dim=-1).masked_fill(~allowed, 0.0).numpy().round(3),
+)
+
+# %% [markdown]
+# A score of 0 is not "nothing": $e^0 = 1$, so the padded keys still get a fair share of the
+# weight (and a negative score like −1 even *gains* weight when set to 0). With $-\infty$,
+# $e^{-\infty} = 0$ exactly, and the softmax shares the whole unit among the allowed keys.
+# Zeroing weights *after* the softmax removes the padding but leaves rows that no longer
+# sum to 1.
+#
+# One consequence: a query that may attend to **no** key at all gets a row of only −∞, and
+# a softmax of that is 0/0 = NaN. Real padding masks always leave at least the real tokens
+# visible, so this only happens through a bug, and NaN makes the bug loud.
+
+# %% [markdown]
+# ## 5. Exercises (25 min)
+#
+# ### Exercise 2.1: scaled dot-product attention (15 min)
+#
+# Write `scaled_dot_product_attention(query, key, value, mask=None)` returning the pair
+# `(output, weights)`.
+#
+# - Inputs: `query` `(..., seq_q, d_k)`, `key` `(..., seq_k, d_k)`, `value` `(..., seq_k, d_v)`,
+#   where `...` is any number of leading axes (none, batch, batch and heads).
+# - `mask`: `None`, or a bool tensor broadcastable to `(..., seq_q, seq_k)`, True = may attend.
+# - Outputs: `output` `(..., seq_q, d_v)` and `weights` `(..., seq_q, seq_k)`.
+#
+# Use `d_k = query.size(-1)`. (A viewer of the original video asked whether it should be
+# `q.size(-1)` or `k.size(-1)`: they are the same number, since queries and keys meet in a
+# dot product. What matters is not to use the values' size.) `Tensor.masked_fill` and
+# `torch.softmax(..., dim=-1)` are all you need beyond `@`.
+
+
+# %% tags=["exercise"]
+def scaled_dot_product_attention(query, key, value, mask=None):
+    """Return (output, weights) of scaled dot-product attention; mask True = may attend."""
+    ### BEGIN SOLUTION
+    d_k = query.size(-1)
+    scores = query @ key.transpose(-2, -1) / math.sqrt(d_k)  # (..., seq_q, seq_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ value, weights
+    ### END SOLUTION
+
+
+# %% tags=["check"]
+check("2.1", scaled_dot_product_attention)
+
+# %% [markdown]
+# PyTorch ships the same computation as one fused function,
+# `F.scaled_dot_product_attention`, with the same mask polarity. It returns only the
+# output (the fused kernels never store the weights, which is how they save memory). The
+# course's reference agrees with it to float32 precision:
+
+# %%
+q, k, v = torch.randn(2, 4, 16), torch.randn(2, 6, 16), torch.randn(2, 6, 5)
+allowed = torch.rand(2, 4, 6) > 0.3
+allowed[..., 0] = True  # every query may see at least one key
+ours, _ = reference.scaled_dot_product_attention(q, k, v, allowed)
+theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+print(f"largest difference from PyTorch: {(ours - theirs).abs().max().item():.1e}")
+
+# %% [markdown]
+# ### Exercise 2.2: a causal mask (5 min)
+#
+# Write `causal_mask(seq)` returning a `(seq, seq)` bool tensor in which query $i$ may
+# attend to key $j$ exactly when $j \le i$. Row $i$ is query $i$; column $j$ is key $j$.
+# `torch.ones(..., dtype=torch.bool)` and `torch.tril` will do it.
+
+
+# %% tags=["exercise"]
+def causal_mask(seq):
+    """Return a (seq, seq) bool mask, True where query i may attend to key j (j <= i)."""
+    ### BEGIN SOLUTION
+    return torch.ones(seq, seq, dtype=torch.bool).tril()
+    ### END SOLUTION
+
+
+# %% tags=["check"]
+check("2.2", causal_mask)
+
+# %% [markdown]
+# ### Exercise 2.3: a padding mask (5 min)
+#
+# Write `padding_mask(lengths, seq)`: given each sentence's number of real tokens,
+# `lengths` of shape `(batch,)`, return a `(batch, seq)` bool tensor that is True at the
+# real tokens and False at the padding after them. Hint: compare `torch.arange(seq)`
+# with `lengths`, broadcasting one along rows and the other along columns.
+#
+# To use it as an attention mask, give it a query axis, `mask[:, None, :]`, of shape
+# `(batch, 1, seq_k)`: the same keys are hidden from every query of that sentence.
+
+
+# %% tags=["exercise"]
+def padding_mask(lengths, seq):
+    """Return a (batch, seq) bool mask, True at real tokens and False at padding."""
+    ### BEGIN SOLUTION
+    return torch.arange(seq)[None, :] < lengths[:, None]
+    ### END SOLUTION
+
+
+# %% tags=["check"]
+check("2.3", padding_mask)
+
+# %% [markdown] tags=["solution"]
+# **Why `[None, :]` and `[:, None]`?** `torch.arange(seq)[None, :]` has shape `(1, seq)` and
+# `lengths[:, None]` has shape `(batch, 1)`; comparing them broadcasts to `(batch, seq)`,
+# entry `(b, p)` being `p < lengths[b]`.
+
+# %% [markdown]
+# Both masks at work, on a batch of two sequences of lengths 6 and 4, padded to 6. With
+# the padding mask, padded keys (columns 4 and 5 of the second sequence) get weight 0 from
+# every query. Combining both masks with `&` gives the mask of a decoder reading a padded
+# batch. (The padded *queries* still produce rows; whatever they compute is ignored later.)
+
+# %%
+x = torch.randn(2, 6, 16)
+pad = reference.padding_mask(torch.tensor([6, 4]), 6)[:, None, :]  # (batch, 1, seq_k)
+both = pad & reference.causal_mask(6)  # broadcasts to (batch, seq_q, seq_k)
+_, w_pad = reference.scaled_dot_product_attention(x, x, x, pad)
+_, w_both = reference.scaled_dot_product_attention(x, x, x, both)
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+attention_heatmap(w_pad[1], ax=axes[0], title="padding mask (2nd sequence, length 4)")
+attention_heatmap(w_both[1], ax=axes[1], title="padding & causal mask")
+plt.tight_layout()
+
+# %% [markdown]
+# ## 6. Attention over real words (10 min)
+#
+# So far the vectors were random. Here are real ones: word vectors trained (in a couple
+# of seconds, by `course_utils.wordvectors`) on about 58,000 words of news. We use each
+# word's vector directly as its query, key and value, that is $W_Q = W_K = W_V = I$: a
+# trained transformer would learn better maps, but even this shows attention following
+# meaning. One twist: with identical queries and keys, every word's best match is itself,
+# so we hide the diagonal with a mask (True everywhere except $i = j$) and each word must
+# look at the *other* words.
+
+# %%
+vectors = news_word_vectors()
+words = "police arrested the man after the attack near the river".split()
+x = sentence_vectors(words, vectors)  # (seq, 48)
+not_self = ~torch.eye(len(words), dtype=torch.bool)
+_, weights = reference.scaled_dot_product_attention(x, x, x, mask=not_self)
+attention_heatmap(weights, words, words, title="Each word attends to the other words")
+# %% [markdown]
+# Read a row: it is one word's attention over the sentence. Related content words find
+# each other ("man" looks at "arrested", "police" at "arrested" and "near"), and the three
+# copies of "the" look at one another, since identical words have identical vectors.
+# Nothing here was trained for attention: it comes
+# from word vectors alone. Learned $W_Q$ and $W_K$ will do much better in lesson 06.
+
+# %% [markdown] tags=["solution"]
+# **Think: why is the heatmap not symmetric, although $Q = K$?** The *scores* are
+# symmetric ($x_i \cdot x_j = x_j \cdot x_i$), but the softmax normalises each row
+# separately: a word with many strong matches shares its attention among them, while a
+# word with a single good match gives it most of its weight.
+
+# %% [markdown]
+# ## 7. The cost grows with the square of the length (5 min)
+#
+# The score matrix has one entry per query–key pair: `seq × seq`. Doubling the sentence
+# quadruples the scores to compute and to store. The cell below times one self-attention
+# call and measures the memory of its score and weight matrices for growing lengths
+# (a few seconds).
+
+# %%
+lengths = [256, 512, 1024, 2048, 4096]
+cost = reference.measure_attention_cost(lengths, d_k=64, device=device)
+for row in cost:
+    print(f"seq {row['seq']:5d}: {1000 * row['seconds']:8.2f} ms  {row['megabytes']:8.1f} MB")
+cost_curves(lengths, [r["seconds"] for r in cost], [r["megabytes"] for r in cost])
+
+# %% [markdown]
+# On log–log axes a power law is a straight line, and both curves run parallel to the
+# slope-2 guide: time and memory grow like seq². (At short lengths the time is dominated
+# by fixed overheads, so its curve starts flatter.) At 4,096 tokens one attention call
+# already holds over 100 MB of scores; a model has many heads and layers. That is why
+# long-context models use fused kernels such as FlashAttention, which never store the full
+# matrix (memory grows linearly, the arithmetic is still quadratic), or restrict which
+# pairs may attend at all.
+
+# %% [markdown]
+# ## Summary
+#
+# - Every token gets a query, a key and a value from three learned linear maps.
+# - Attention is $\operatorname{softmax}(QK^\top/\sqrt{d_k})\,V$: scores for every
+#   query–key pair, a softmax over the **keys**, then a weighted average of the values.
+# - Dividing by $\sqrt{d_k}$ keeps the softmax from saturating as $d_k$ grows.
+# - Masks are boolean, True = may attend, applied to the scores **before** the softmax by
+#   filling with $-\infty$; padding masks hide filler tokens, causal masks hide the future.
+# - Time and memory grow with the square of the sequence length.
+#
+# Next, lesson 03 runs several attentions side by side, each with its own small
+# $W_Q, W_K, W_V$: multi-head attention.
