@@ -12,7 +12,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["attention_heatmap", "cost_curves", "saturation_curves"]
+__all__ = [
+    "attention_heatmap",
+    "cost_curves",
+    "feature_bars",
+    "head_heatmaps",
+    "line_chart",
+    "positional_heatmap",
+    "saturation_curves",
+]
 
 
 def _as_numpy(values) -> np.ndarray:
@@ -100,3 +108,101 @@ def cost_curves(seq_lengths, seconds, megabytes, *, axes=None):
         ax.legend()
         ax.grid(alpha=0.3, which="both")
     return axes
+
+
+def head_heatmaps(
+    weights,
+    queries: Sequence[str] | None = None,
+    keys: Sequence[str] | None = None,
+    *,
+    ncols: int = 4,
+    titles: Sequence[str] | None = None,
+    suptitle: str | None = None,
+):
+    """One attention heatmap per head, side by side, for ``weights`` ``(num_heads, seq_q, seq_k)``.
+
+    Every panel shares one colour scale (0 to the largest weight), so heads can be compared.
+    """
+    matrix = _as_numpy(weights)
+    if matrix.ndim != 3:
+        raise ValueError(f"weights must be (num_heads, seq_q, seq_k); got shape {matrix.shape}")
+    num_heads, seq_q, seq_k = matrix.shape
+    ncols = min(ncols, num_heads)
+    nrows = -(-num_heads // ncols)
+    side = max(2.6, 0.32 * max(seq_q, seq_k) + 1.2)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(side * ncols, side * nrows), squeeze=False)
+    vmax = max(1e-9, float(np.nanmax(matrix)))
+    for head, ax in enumerate(axes.flat):
+        if head >= num_heads:
+            ax.axis("off")
+            continue
+        ax.imshow(matrix[head], cmap="viridis", vmin=0.0, vmax=vmax)
+        ax.set_xticks(range(seq_k), keys if keys is not None else range(seq_k), rotation=70)
+        ax.set_yticks(range(seq_q), queries if queries is not None else range(seq_q))
+        ax.tick_params(labelsize=8)
+        ax.set_title(titles[head] if titles is not None else f"head {head}", fontsize=10)
+        if head % ncols:
+            ax.set_yticklabels([])
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return axes
+
+
+def positional_heatmap(table, *, ax=None, title: str = "Sinusoidal positional encoding"):
+    """Draw a ``(max_len, d_model)`` table of position vectors: rows positions, columns features."""
+    matrix = _as_numpy(table)
+    if matrix.ndim != 2:
+        raise ValueError(f"table must be 2-D (max_len, d_model); got shape {matrix.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5))
+    image = ax.imshow(matrix, cmap="RdBu", vmin=-1, vmax=1, aspect="auto", interpolation="none")
+    ax.set_xlabel("feature (column 2i: sine, 2i + 1: cosine)")
+    ax.set_ylabel("position")
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title)
+    return ax
+
+
+def line_chart(
+    x,
+    series: dict,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    logy: bool = False,
+    ax=None,
+):
+    """Plot several named curves against the same ``x`` (``series`` maps a label to values)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    for label, values in series.items():
+        ax.plot(_as_numpy(x), _as_numpy(values), "o-", markersize=3, label=label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    return ax
+
+
+def feature_bars(vectors: dict, *, title: str | None = None, ax=None):
+    """Bars of a few vectors' features side by side (``vectors`` maps a label to a 1-D vector)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.2))
+    values = {label: _as_numpy(v) for label, v in vectors.items()}
+    width = 0.8 / len(values)
+    for index, (label, vector) in enumerate(values.items()):
+        positions = np.arange(len(vector)) + (index - (len(values) - 1) / 2) * width
+        ax.bar(positions, vector, width=width, label=label)
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_xlabel("feature")
+    ax.set_ylabel("value")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    return ax
