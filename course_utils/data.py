@@ -106,13 +106,14 @@ def _check_cached_brown(nltk_dir: Path) -> None:
         )
 
 
-def _find_brown() -> str | None:
+def _find_brown():
+    """Where nltk finds the corpus (a path pointer), or None."""
     import nltk
 
     # The same two places nltk.corpus.brown looks: an unzipped folder, then the zip.
     for resource in ("corpora/brown", "corpora/brown.zip/brown/"):
         try:
-            return str(nltk.data.find(resource))
+            return nltk.data.find(resource)
         except LookupError:
             continue
     return None
@@ -134,7 +135,7 @@ def _nltk_download_brown(nltk_dir: Path) -> str | None:
 
 
 def brown_corpus(data_dir: str | os.PathLike | None = None):
-    """nltk's Brown corpus reader, downloading the corpus into the cache only if it is missing.
+    """A reader of the Brown corpus, downloading the corpus into the cache only if it is missing.
 
     Looked for on ``NLTK_DATA``, nltk's usual folders and ``<cache>/nltk_data``; when
     absent, ``nltk.download("brown", download_dir=<cache>/nltk_data)`` fetches it.
@@ -144,7 +145,8 @@ def brown_corpus(data_dir: str | os.PathLike | None = None):
     nltk_dir = cache_dir(data_dir) / "nltk_data"
     _add_nltk_search_path(nltk_dir)
     _check_cached_brown(nltk_dir)
-    if _find_brown() is None:
+    root = _find_brown()
+    if root is None:
         searched = ", ".join(nltk.data.path)
         reason = _nltk_download_brown(nltk_dir)
         if reason is not None:
@@ -158,9 +160,14 @@ def brown_corpus(data_dir: str | os.PathLike | None = None):
                 f"download {BROWN_URL} and save it as {target} "
                 "(or set NLTK_DATA to a folder holding corpora/brown.zip).",
             )
-    from nltk.corpus import brown
+        root = _find_brown()
+    from nltk.corpus.reader import CategorizedTaggedCorpusReader
 
-    return brown
+    # A reader of the copy just found, built like nltk.corpus.brown (whose first use
+    # would pin it to whatever copy it saw first, for the rest of the process).
+    return CategorizedTaggedCorpusReader(
+        root, r"c[a-z]\d\d", cat_file="cats.txt", tagset="brown", encoding="ascii"
+    )
 
 
 def brown_sentences(
@@ -255,6 +262,7 @@ def _balanced_subset(labels, size: int, seed: int):
 
 def _write_verified_parquet(frame: pd.DataFrame, destination: Path) -> None:
     """Write ``frame`` and a ``.sha256`` sidecar next to it, each via a temporary file."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = destination.with_name(f".{destination.name}.part")
     sidecar = destination.with_name(destination.name + ".sha256")
     try:
@@ -267,19 +275,14 @@ def _write_verified_parquet(frame: pd.DataFrame, destination: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def _download_yelp(split: str, size: int, seed: int, destination: Path) -> pd.DataFrame:
+def _hub_yelp(split: str):
+    """The full Yelp split from the Hugging Face hub (650,000 train or 50,000 test reviews)."""
     if offline():
         raise OSError("skipped: COURSE_OFFLINE is set")
     import datasets
 
-    # All 650,000 (train) or 50,000 (test) reviews go to Hugging Face's own cache once;
-    # the course keeps only the small balanced sample.
-    full = datasets.load_dataset(YELP_DATASET, split=split)
-    rows = _balanced_subset(full["label"], size, seed)
-    subset = full.select(rows.tolist())
-    frame = pd.DataFrame({"label": subset["label"], "text": subset["text"]})
-    _write_verified_parquet(frame, destination)
-    return frame
+    # Downloaded once into Hugging Face's own cache; the course keeps only a small sample.
+    return datasets.load_dataset(YELP_DATASET, split=split)
 
 
 def load_yelp(
@@ -327,7 +330,7 @@ def load_yelp(
         verify_file(cached, sha256=expected)
         return pd.read_parquet(cached)
     try:
-        return _download_yelp(split, wanted, seed, cached)
+        full = _hub_yelp(split)
     except Exception as error:  # datasets raises many kinds; the message below says what to do
         raise unavailable(
             f"the Yelp {split} reviews",
@@ -341,6 +344,10 @@ def load_yelp(
             f"save a CSV file with columns label (0–4, stars − 1) and text as "
             f"{yelp_dir / (split + '.csv')}, or set {variable} to the path of such a file.",
         ) from None
+    subset = full.select(_balanced_subset(full["label"], wanted, seed).tolist())
+    frame = pd.DataFrame({"label": subset["label"], "text": subset["text"]})
+    _write_verified_parquet(frame, cached)
+    return frame
 
 
 # CrowS-Pairs (lesson 07) ----------------------------------------------------------------
