@@ -41,11 +41,13 @@ def scaled_dot_product_attention(
     """
     if query.size(-1) != key.size(-1):
         raise ValueError(
-            f"query and key must share their last dimension d_k; got {query.size(-1)} and {key.size(-1)}"
+            "query and key must share their last dimension d_k; "
+            f"got {query.size(-1)} and {key.size(-1)}"
         )
     if key.size(-2) != value.size(-2):
         raise ValueError(
-            f"key and value must have the same number of positions; got {key.size(-2)} and {value.size(-2)}"
+            "key and value must have the same number of positions; "
+            f"got {key.size(-2)} and {value.size(-2)}"
         )
     # d_k is the size the dot products sum over: the queries' (and keys') feature size,
     # not the values'. Dividing by its square root keeps the scores' variance near 1.
@@ -107,7 +109,11 @@ def measure_attention_cost(
         # The scores and the weights are both (seq, seq): that is what grows with seq².
         matrix_bytes = 2 * weights.numel() * weights.element_size()
         results.append(
-            {"seq": seq, "seconds": sorted(timings)[len(timings) // 2], "megabytes": matrix_bytes / 1e6}
+            {
+                "seq": seq,
+                "seconds": sorted(timings)[len(timings) // 2],
+                "megabytes": matrix_bytes / 1e6,
+            }
         )
     return results
 
