@@ -9,12 +9,16 @@ with ``.reference`` (the solution) and ``.check(submission)``. In a notebook::
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from course_utils.checkers import attention, encoder, multihead, positional
 from course_utils.checking import CheckFailed, Exercise
 
 __all__ = ["EXERCISES", "check"]
+
+_PACKAGE = Path(__file__).resolve().parent
 
 EXERCISES: dict[str, Exercise] = {
     exercise.id: exercise
@@ -39,3 +43,14 @@ def check(exercise_id: str, submission: Any) -> None:
     except CheckFailed as failure:
         # Drop the checker's own frames: the learner needs the sentence, not our internals.
         raise failure.with_traceback(None) from None
+    except Exception as error:
+        # A stub or a crash in learner code: show the learner's frames, not the checker's.
+        raise error.with_traceback(_learner_frames(error.__traceback__)) from None
+
+
+def _learner_frames(traceback: TracebackType | None) -> TracebackType | None:
+    """The traceback from the first frame outside this package on (all of it if none is)."""
+    frame = traceback
+    while frame is not None and Path(frame.tb_frame.f_code.co_filename).is_relative_to(_PACKAGE):
+        frame = frame.tb_next
+    return frame if frame is not None else traceback

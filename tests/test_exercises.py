@@ -84,3 +84,19 @@ def test_unknown_exercise_names_the_known_ones():
 def test_passing_a_non_function_is_a_clear_failure():
     with pytest.raises(CheckFailed, match="pass the function itself"):
         check("2.1", 42)
+
+
+def test_learner_crash_traceback_shows_learner_frames_not_the_checkers():
+    def broken(query, key, value, mask=None):
+        return query @ key  # shapes do not fit: (2, 4, 16) @ (2, 6, 16)
+
+    with pytest.raises(RuntimeError) as crash:
+        check("2.1", broken)
+    frames = []
+    tb = crash.value.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_frame.f_code.co_name))
+        tb = tb.tb_next
+    assert not any(name.endswith("checking.py") for name, _ in frames)
+    assert any(function == "broken" for _, function in frames)
+    assert any("inside your code" in note for note in crash.value.__notes__)
