@@ -1,0 +1,285 @@
+"""Checkers for lesson 01: cosine similarity, neighbours, a stable softmax, attention weights."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from course_utils import embeddings
+from course_utils.checking import Case, Mistake, function_exercise
+
+__all__ = ["EXERCISES"]
+
+
+def _named(name, hint, function, fields=None):
+    function.__name__ = name.replace(" ", "_")
+    return Mistake(name, hint, function, fields)
+
+
+def _dot(a, b):
+    return (a * b).sum(dim=-1)
+
+
+COSINE_MISTAKES = (
+    _named(
+        "dot product",
+        "you returned the plain dot product; divide it by the lengths of both vectors, "
+        "a.norm(dim=-1) * b.norm(dim=-1).",
+        lambda a, b: _dot(a, b),
+    ),
+    _named(
+        "one length",
+        "you divided by the length of one vector only; cosine similarity divides by both lengths.",
+        lambda a, b: _dot(a, b) / a.norm(dim=-1),
+    ),
+    _named(
+        "squared lengths",
+        "you divided by the squared lengths; a vector's length is the square root of "
+        "(v * v).sum(-1), which is what v.norm(dim=-1) gives.",
+        lambda a, b: _dot(a, b) / (_dot(a, a) * _dot(b, b)),
+    ),
+    _named(
+        "length of the whole tensor",
+        "you took the length of the whole tensor; take each vector's own length along "
+        "the last axis, v.norm(dim=-1).",
+        lambda a, b: _dot(a, b) / (a.norm() * b.norm()),
+    ),
+    _named(
+        "distance",
+        "you returned the cosine distance 1 − cos; return the similarity itself.",
+        lambda a, b: 1 - embeddings.cosine_similarity(a, b),
+    ),
+)
+
+
+def _cosine_cases(gen: torch.Generator) -> list[Case]:
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen)
+
+    return [
+        Case((randn(8), randn(8)), label="two vectors of size 8"),
+        Case((randn(5, 8) * 3, randn(5, 8)), label="5 pairs of vectors, shape (5, 8)"),
+        Case(
+            (randn(1, 16), randn(6, 16) * 0.5),
+            label="one vector against 6, shapes (1, 16), (6, 16)",
+        ),
+    ]
+
+
+def _ranked(scores, k, largest=True):
+    return torch.topk(scores, k, largest=largest)
+
+
+NEIGHBOUR_MISTAKES = (
+    _named(
+        "ranked by dot product",
+        "you ranked by the raw dot product, which favours long vectors (frequent words); "
+        "rank by cosine similarity, which only looks at directions.",
+        lambda query, embeddings_, k=5: _ranked(embeddings_ @ query, k),
+    ),
+    _named(
+        "least similar",
+        "you returned the least similar rows; take the k largest similarities "
+        "(torch.topk(similarities, k) does this).",
+        lambda query, embeddings_, k=5: _ranked(
+            embeddings.cosine_similarity(query[None, :], embeddings_), k, largest=False
+        ),
+    ),
+    _named(
+        "ranked by distance",
+        "you ranked by Euclidean distance, which depends on the vectors' lengths; "
+        "rank by cosine similarity.",
+        lambda query, embeddings_, k=5: _ranked(
+            (embeddings_ - query).norm(dim=-1), k, largest=False
+        ),
+    ),
+    _named(
+        "not sorted",
+        "you found the right rows but not in order; return them most similar first "
+        "(torch.topk sorts them for you).",
+        lambda query, embeddings_, k=5: _by_index(
+            *embeddings.nearest_neighbours(query, embeddings_, k)
+        ),
+    ),
+    _named(
+        "swapped outputs",
+        "return (similarities, indices) in that order; you returned them the other way round.",
+        lambda query, embeddings_, k=5: embeddings.nearest_neighbours(query, embeddings_, k)[::-1],
+    ),
+)
+
+
+def _by_index(similarities, indices):
+    order = torch.argsort(indices)
+    return similarities[order], indices[order]
+
+
+def _neighbour_cases(gen: torch.Generator) -> list[Case]:
+    def table(rows, d):
+        # Lengths that vary a lot, as real word vectors' do, so dot products and distances
+        # rank differently from cosine similarity.
+        lengths = torch.rand(rows, 1, generator=gen) * 4 + 0.1
+        return torch.randn(rows, d, generator=gen) * lengths
+
+    return [
+        Case(
+            (torch.randn(8, generator=gen), table(40, 8)), {"k": 5}, label="40 rows of size 8, k=5"
+        ),
+        Case((torch.randn(16, generator=gen), table(100, 16)), {"k": 3}, label="100 rows, k=3"),
+        Case((torch.randn(4, generator=gen), table(10, 4)), {"k": 10}, label="k = all 10 rows"),
+    ]
+
+
+def _naive_softmax(x, dim=-1):
+    exps = x.exp()
+    return exps / exps.sum(dim=dim, keepdim=True)
+
+
+SOFTMAX_MISTAKES = (
+    _named(
+        "overflow",
+        "your softmax overflows: exp(1000.) is inf and inf / inf is NaN. Subtract each "
+        "slice's maximum before exp (x - x.max(dim, keepdim=True).values); "
+        "the result is mathematically the same.",
+        _naive_softmax,
+    ),
+    _named(
+        "global maximum",
+        "you subtracted the maximum of the whole tensor, so a row far below it underflows "
+        "to 0 / 0; subtract each row's own maximum, x.max(dim, keepdim=True).values.",
+        lambda x, dim=-1: _naive_softmax(x - x.max(), dim),
+    ),
+    _named(
+        "summed over everything",
+        "your weights sum to 1 over the whole tensor; each slice along dim must sum to 1, "
+        "so sum with .sum(dim, keepdim=True).",
+        lambda x, dim=-1: (
+            (x - x.max(dim=dim, keepdim=True).values).exp()
+            / (x - x.max(dim=dim, keepdim=True).values).exp().sum()
+        ),
+    ),
+    _named(
+        "dim ignored",
+        "you always normalised the last axis; use the dim argument you are given.",
+        lambda x, dim=-1: embeddings.softmax(x, dim=-1),
+    ),
+)
+
+
+def _softmax_cases(gen: torch.Generator) -> list[Case]:
+    return [
+        Case((torch.tensor([1.0, 2.0, 3.0]),), label="[1., 2., 3.]"),
+        Case(
+            (torch.tensor([[1000.0, 1001.0, 999.0], [0.0, 1.0, 2.0]]),),
+            label="large scores [[1000., 1001., 999.], [0., 1., 2.]]",
+        ),
+        Case((torch.tensor([0.0, float("-inf"), 1.0]),), label="a masked score, [0., -inf, 1.]"),
+        Case(
+            (torch.randn(2, 3, 4, generator=gen) * 5,), {"dim": 1}, label="shape (2, 3, 4), dim=1"
+        ),
+    ]
+
+
+def _flawed_weights(scale=None, softmax=torch.softmax, dim=-1, scores=None):
+    def submission(query, keys):
+        raw = scores(query, keys) if scores else query @ keys.T
+        divided = raw / (math.sqrt(keys.size(-1)) if scale is None else scale(keys))
+        return divided if softmax is None else softmax(divided, dim=dim)
+
+    return submission
+
+
+ATTENTION_MISTAKES = (
+    _named(
+        "no scaling",
+        "your scores are not scaled: divide query · key by √d, where d = keys.size(-1).",
+        _flawed_weights(scale=lambda keys: 1.0),
+    ),
+    _named(
+        "divided by d",
+        "you divided the scores by d; divide by its square root, math.sqrt(d).",
+        _flawed_weights(scale=lambda keys: keys.size(-1)),
+    ),
+    _named(
+        "scaled by the number of keys",
+        "you scaled by the square root of the number of keys; scale by √d, the vector "
+        "size, keys.size(-1).",
+        _flawed_weights(scale=lambda keys: math.sqrt(keys.size(0))),
+    ),
+    _named(
+        "no softmax",
+        "your weights are raw scores; turn them into weights that sum to 1 with a softmax "
+        "over the keys.",
+        _flawed_weights(softmax=None),
+    ),
+    _named(
+        "softmax over queries",
+        "your softmax runs over the queries; each query's weights must sum to 1 over the "
+        "keys, so use dim=-1.",
+        _flawed_weights(dim=0),
+    ),
+    _named(
+        "overflowing softmax",
+        "your softmax overflows on large scores (NaN): use a stable softmax that "
+        "subtracts the maximum first, such as torch.softmax or your exercise 1.3.",
+        _flawed_weights(softmax=_naive_softmax),
+    ),
+    _named(
+        "cosine scores",
+        "you scored the keys by cosine similarity; attention uses the scaled dot product "
+        "query · key / √d, so a key's length matters too.",
+        _flawed_weights(
+            scores=lambda q, k: (
+                embeddings.cosine_similarity(q.unsqueeze(-2), k) * math.sqrt(k.size(-1))
+            )
+        ),
+    ),
+)
+
+
+def _attention_cases(gen: torch.Generator) -> list[Case]:
+    def randn(*shape, scale=1.0):
+        return torch.randn(*shape, generator=gen) * scale
+
+    return [
+        Case((randn(16, scale=2.0), randn(5, 16, scale=2.0)), label="one query, 5 keys of size 16"),
+        Case((randn(3, 8, scale=2.0), randn(6, 8, scale=2.0)), label="3 queries, 6 keys of size 8"),
+        Case((randn(64, scale=40.0), randn(4, 64, scale=40.0)), label="long vectors: large scores"),
+    ]
+
+
+EXERCISES = (
+    function_exercise(
+        "1.1",
+        embeddings.cosine_similarity,
+        _cosine_cases,
+        names=("similarity",),
+        mistakes=COSINE_MISTAKES,
+        success="matches the reference for single vectors, batches and broadcasting.",
+    ),
+    function_exercise(
+        "1.2",
+        embeddings.nearest_neighbours,
+        _neighbour_cases,
+        names=("similarities", "indices"),
+        mistakes=NEIGHBOUR_MISTAKES,
+        success="the k most cosine-similar rows, most similar first.",
+    ),
+    function_exercise(
+        "1.3",
+        embeddings.softmax,
+        _softmax_cases,
+        names=("probabilities",),
+        mistakes=SOFTMAX_MISTAKES,
+        success="correct, and no overflow on scores of 1000.",
+    ),
+    function_exercise(
+        "1.4",
+        embeddings.attention_weights,
+        _attention_cases,
+        names=("weights",),
+        mistakes=ATTENTION_MISTAKES,
+        success="softmax(query · key / √d) over the keys, for one query and for several.",
+    ),
+)
