@@ -27,6 +27,7 @@ __all__ = [
     "nearest_neighbours",
     "neighbours_of",
     "one_hot",
+    "pca_2d",
     "sample_image",
     "softmax",
     "tokenize_words",
@@ -149,6 +150,19 @@ def neighbours_of(word: str, vectors, k: int = 5) -> list[tuple[str, float]]:
         (vectors.index_to_key[int(i)], float(s)) for s, i in zip(similarities, indices, strict=True)
     ]
     return [pair for pair in pairs if pair[0] != word][:k]
+
+
+def pca_2d(vectors: torch.Tensor) -> torch.Tensor:
+    """Project ``(num_words, d)`` vectors onto their two directions of largest variance.
+
+    Returns ``(num_words, 2)``. Each axis's sign is fixed (its largest coordinate is
+    positive) so the map looks the same on every run.
+    """
+    centred = vectors - vectors.mean(dim=0)
+    _, _, directions = torch.linalg.svd(centred.double(), full_matrices=False)
+    points = centred.double() @ directions[:2].T  # (num_words, 2)
+    signs = torch.sign(points.gather(0, points.abs().argmax(dim=0, keepdim=True)))
+    return (points * signs).float()
 
 
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:

@@ -18,8 +18,10 @@ __all__ = [
     "feature_bars",
     "head_heatmaps",
     "line_chart",
+    "patch_grid",
     "positional_heatmap",
     "saturation_curves",
+    "word_map",
 ]
 
 
@@ -206,3 +208,49 @@ def feature_bars(vectors: dict, *, title: str | None = None, ax=None):
         ax.set_title(title)
     ax.legend()
     return ax
+
+
+def word_map(points, words: Sequence[str], groups: Sequence[str] | None = None, *, ax=None):
+    """Scatter words at 2-D ``points`` ``(num_words, 2)`` with their labels, coloured by group."""
+    coords = _as_numpy(points)
+    if coords.shape != (len(words), 2):
+        raise ValueError(f"points must have shape ({len(words)}, 2); got {coords.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 5.5))
+    groups = list(groups) if groups is not None else ["words"] * len(words)
+    for group in dict.fromkeys(groups):  # first-seen order, so colours are stable
+        rows = [i for i, g in enumerate(groups) if g == group]
+        ax.scatter(coords[rows, 0], coords[rows, 1], label=group, s=25)
+    for (x, y), word in zip(coords, words, strict=True):
+        ax.annotate(word, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=9)
+    ax.set_xlabel("first principal component")
+    ax.set_ylabel("second principal component")
+    if len(set(groups)) > 1:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def patch_grid(image, patch_size: int, *, num_shown: int = 8):
+    """Show an image ``(height, width, channels)`` cut into patches, and its first patches."""
+    pixels = _as_numpy(image)
+    height, width = pixels.shape[:2]
+    half = max(1, num_shown // 2)
+    fig = plt.figure(figsize=(11, 4.2))
+    grid = fig.add_gridspec(2, 2 * half)
+    main = fig.add_subplot(grid[:, :half])
+    main.imshow(pixels)
+    for x in range(0, width + 1, patch_size):
+        main.axvline(x - 0.5, color="white", linewidth=0.6)
+    for y in range(0, height + 1, patch_size):
+        main.axhline(y - 0.5, color="white", linewidth=0.6)
+    main.set_title(f"{height}×{width} image, {patch_size}×{patch_size} patches")
+    main.axis("off")
+    shown = []
+    for index in range(min(2 * half, width // patch_size)):  # the top row, left to right
+        ax = fig.add_subplot(grid[index // half, half + index % half])
+        ax.imshow(pixels[:patch_size, index * patch_size : (index + 1) * patch_size])
+        ax.set_title(f"patch {index}", fontsize=9)
+        ax.axis("off")
+        shown.append(ax)
+    return main, shown

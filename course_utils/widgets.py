@@ -1,0 +1,96 @@
+"""Interactive demos built with ipywidgets; the computations live in plain functions elsewhere."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+
+from course_utils.embeddings import WordAttention, word_attention
+
+__all__ = ["AttentionExplorer", "attention_table_html", "parse_words"]
+
+PRESETS = {
+    "bank among river words": ("bank", "river water shore money"),
+    "bank among money words": ("bank", "money loan deposit river"),
+    "king among people and places": ("king", "queen prince city river"),
+    "river among its neighbours": ("river", "bank water boat money"),
+}
+
+
+def parse_words(text: str) -> list[str]:
+    """Split what the learner typed into lowercase words (commas and any spacing are fine)."""
+    return text.replace(",", " ").lower().split()
+
+
+def attention_table_html(result: WordAttention) -> str:
+    """An HTML table of the key words with their attention weights as bars."""
+    rows = []
+    for key, weight in zip(result.keys, result.weights.tolist(), strict=True):
+        bar = f'<div style="background:#4c72b0;height:0.9em;width:{200 * weight:.0f}px"></div>'
+        rows.append(
+            f"<tr><td>{html.escape(key)}</td><td style='text-align:right'>{weight:.3f}</td>"
+            f"<td>{bar}</td></tr>"
+        )
+    nearest = ", ".join(f"{html.escape(w)} ({s:.2f})" for w, s in result.output_neighbours)
+    return (
+        f"<p>Query <b>{html.escape(result.query)}</b> attends to:</p>"
+        f"<table><tr><th>key</th><th>weight</th><th></th></tr>{''.join(rows)}</table>"
+        f"<p>The output (the weighted average of the key vectors) is closest to: {nearest}</p>"
+    )
+
+
+class AttentionExplorer:
+    """Pick a query word and key words; see the query's attention weights over the keys.
+
+    Every word's Word2Vec vector serves as its query, key and value (no learned maps):
+    ``weights = softmax(q · k / √d)`` over the keys. ``weights`` holds what is shown.
+    """
+
+    def __init__(self, vectors, query: str = "bank", keys: str = "river water shore money"):
+        self.vectors = vectors
+        self.weights = None
+        self.preset = widgets.Dropdown(
+            options=["(type your own)", *PRESETS], description="examples"
+        )
+        self.query = widgets.Text(value=query, description="query", continuous_update=False)
+        self.keys = widgets.Text(
+            value=keys,
+            description="keys",
+            placeholder="words separated by spaces",
+            continuous_update=False,
+            layout=widgets.Layout(width="28em"),
+        )
+        self.output = widgets.HTML()
+        self.preset.observe(self._apply_preset, names="value")
+        self.query.observe(self.update, names="value")
+        self.keys.observe(self.update, names="value")
+        self.view = widgets.VBox([self.preset, widgets.HBox([self.query, self.keys]), self.output])
+        self.update()
+
+    def _apply_preset(self, change=None) -> None:
+        if self.preset.value in PRESETS:
+            self.query.value, self.keys.value = PRESETS[self.preset.value]  # each change updates
+
+    def update(self, change=None) -> None:
+        """Recompute the weights for the current query and keys, and show them."""
+        query_words = parse_words(self.query.value)
+        keys = parse_words(self.keys.value)
+        if len(query_words) != 1 or not keys:
+            self.weights = None
+            self.output.value = "<p>Type one query word and at least one key word.</p>"
+            return
+        try:
+            result = word_attention(self.vectors, query_words[0], keys)
+        except KeyError as error:
+            self.weights = None
+            self.output.value = (
+                f"<p style='color:#b00'>{html.escape(str(error.args[0]))}. "
+                "Rare words were left out of the vocabulary.</p>"
+            )
+            return
+        self.weights = result.weights
+        self.output.value = attention_table_html(result)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.view._repr_mimebundle_(**kwargs)
