@@ -236,7 +236,7 @@ def patch_grid(image, patch_size: int, *, num_shown: int = 8):
     pixels = _as_numpy(image)
     height, width = pixels.shape[:2]
     half = max(1, num_shown // 2)
-    fig = plt.figure(figsize=(11, 4.2))
+    fig = plt.figure(figsize=(9, 3.5))
     grid = fig.add_gridspec(2, 2 * half)
     main = fig.add_subplot(grid[:, :half])
     main.imshow(pixels)

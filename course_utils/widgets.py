@@ -11,8 +11,9 @@ from course_utils.embeddings import WordAttention, word_attention
 __all__ = ["AttentionExplorer", "attention_table_html", "parse_words"]
 
 PRESETS = {
-    "bank among river words": ("bank", "river water shore money"),
-    "bank among money words": ("bank", "money loan deposit river"),
+    "bank among water words": ("bank", "water shore boat money"),
+    "bank among money words": ("bank", "money loan cash credit"),
+    "bank, money words and river": ("bank", "money loan credit river"),
     "king among people and places": ("king", "queen prince city river"),
     "river among its neighbours": ("river", "bank water boat money"),
 }
@@ -47,7 +48,7 @@ class AttentionExplorer:
     ``weights = softmax(q · k / √d)`` over the keys. ``weights`` holds what is shown.
     """
 
-    def __init__(self, vectors, query: str = "bank", keys: str = "river water shore money"):
+    def __init__(self, vectors, query: str = "bank", keys: str = "water shore boat money"):
         self.vectors = vectors
         self.weights = None
         self.preset = widgets.Dropdown(

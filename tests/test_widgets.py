@@ -12,12 +12,12 @@ from gensim.models import KeyedVectors
 from course_utils.embeddings import word_attention
 from course_utils.widgets import PRESETS, AttentionExplorer, parse_words
 
-WORDS = "bank river water shore money loan deposit queen prince city king boat".split()
+WORDS = sorted({w for query, keys in PRESETS.values() for w in [query, *keys.split()]})
 
 
 @pytest.fixture
 def vectors():
-    """Twelve made-up 6-d word vectors, large enough for clearly uneven weights."""
+    """Made-up 6-d vectors for the presets' words, long enough for clearly uneven weights."""
     table = KeyedVectors(6)
     rng = np.random.default_rng(0)
     table.add_vectors(WORDS, (rng.normal(size=(len(WORDS), 6)) * 2).astype(np.float32))
