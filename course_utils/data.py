@@ -38,12 +38,13 @@ from course_utils.download import (
     describe_error,
     download,
     env_file,
-    file_sha256,
     offline,
+    recorded_sha256,
     socket_timeout,
     timeout_seconds,
     unavailable,
     verify_file,
+    write_with_checksum,
 )
 from course_utils.pretrained import MaskedLM, load_masked_lm
 
@@ -260,21 +261,6 @@ def _balanced_subset(labels, size: int, seed: int):
     return rng.permutation(np.concatenate(chosen))
 
 
-def _write_verified_parquet(frame: pd.DataFrame, destination: Path) -> None:
-    """Write ``frame`` and a ``.sha256`` sidecar next to it, each via a temporary file."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.part")
-    sidecar = destination.with_name(destination.name + ".sha256")
-    try:
-        frame.to_parquet(temporary, index=False)
-        sidecar_tmp = sidecar.with_name(f".{sidecar.name}.part")
-        sidecar_tmp.write_text(file_sha256(temporary) + "\n")
-        os.replace(sidecar_tmp, sidecar)
-        os.replace(temporary, destination)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _hub_yelp(split: str):
     """The full Yelp split from the Hugging Face hub (650,000 train or 50,000 test reviews)."""
     if offline():
@@ -321,14 +307,7 @@ def load_yelp(
     wanted = YELP_SIZES[split] if size is None else size
     cached = yelp_dir / f"yelp_review_full-{split}-{wanted}-seed{seed}.parquet"
     if cached.is_file():
-        sidecar = cached.with_name(cached.name + ".sha256")
-        expected = sidecar.read_text().strip() if sidecar.is_file() else None
-        if expected is None:
-            raise CorruptFileError(
-                f"{cached} has no checksum file next to it; delete it and run again."
-            )
-        verify_file(cached, sha256=expected)
-        return pd.read_parquet(cached)
+        return pd.read_parquet(verify_file(cached, sha256=recorded_sha256(cached)))
     try:
         full = _hub_yelp(split)
     except Exception as error:  # datasets raises many kinds; the message below says what to do
@@ -346,7 +325,7 @@ def load_yelp(
         ) from None
     subset = full.select(_balanced_subset(full["label"], wanted, seed).tolist())
     frame = pd.DataFrame({"label": subset["label"], "text": subset["text"]})
-    _write_verified_parquet(frame, cached)
+    write_with_checksum(cached, lambda temporary: frame.to_parquet(temporary, index=False))
     return frame
 
 

@@ -24,6 +24,7 @@ import socket
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
@@ -35,10 +36,12 @@ __all__ = [
     "env_file",
     "file_sha256",
     "offline",
+    "recorded_sha256",
     "socket_timeout",
     "timeout_seconds",
     "unavailable",
     "verify_file",
+    "write_with_checksum",
 ]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -105,6 +108,35 @@ def verify_file(
         f"{path} {problem}: it is incomplete or corrupted. Delete it and run again to "
         "download a fresh copy (or put a good copy at that path)."
     )
+
+
+def write_with_checksum(destination: Path, write: Callable[[Path], object]) -> Path:
+    """Create a file atomically with ``write(temporary_path)``, recording its SHA-256 beside it.
+
+    For files the course derives itself (a sample of a data set), which have no published
+    checksum: ``destination.sha256`` lets :func:`recorded_sha256` catch later corruption.
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_name(f".{destination.name}.part")
+    sidecar = destination.with_name(destination.name + ".sha256")
+    sidecar_temporary = sidecar.with_name(f".{sidecar.name}.part")
+    try:
+        write(temporary)
+        sidecar_temporary.write_text(file_sha256(temporary) + "\n")
+        os.replace(sidecar_temporary, sidecar)
+        os.replace(temporary, destination)
+    finally:
+        temporary.unlink(missing_ok=True)
+        sidecar_temporary.unlink(missing_ok=True)
+    return destination
+
+
+def recorded_sha256(path: Path) -> str:
+    """The checksum :func:`write_with_checksum` recorded for ``path``; raise if it is missing."""
+    sidecar = path.with_name(path.name + ".sha256")
+    if not sidecar.is_file():
+        raise CorruptFileError(f"{path} has no checksum file next to it; delete it and run again.")
+    return sidecar.read_text().strip()
 
 
 def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
