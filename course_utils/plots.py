@@ -14,6 +14,7 @@ import torch
 
 __all__ = [
     "attention_heatmap",
+    "confusion_heatmap",
     "cost_curves",
     "feature_bars",
     "head_heatmaps",
@@ -21,6 +22,7 @@ __all__ = [
     "patch_grid",
     "positional_heatmap",
     "saturation_curves",
+    "training_curves",
     "word_map",
 ]
 
@@ -254,3 +256,70 @@ def patch_grid(image, patch_size: int, *, num_shown: int = 8):
         ax.axis("off")
         shown.append(ax)
     return main, shown
+
+
+def training_curves(history, *, baseline: float | None = None, axes=None):
+    """Loss per step and per epoch (left), test accuracy per epoch (right) of a training run.
+
+    ``history`` has ``step_loss``, ``train_loss``, ``test_loss`` and ``test_accuracy`` lists
+    (a :class:`~course_utils.training.History`); ``baseline`` draws a reference accuracy.
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    loss_ax, accuracy_ax = axes
+    steps = np.asarray(history.step_loss, dtype=float)
+    epochs = np.arange(1, len(history.test_accuracy) + 1)
+    steps_per_epoch = len(steps) / max(1, len(epochs))
+    window = max(1, int(steps_per_epoch // 10))  # a running mean, so the trend shows
+    smooth = np.convolve(steps, np.ones(window) / window, mode="valid")
+    loss_ax.plot(
+        (np.arange(len(smooth)) + window) / steps_per_epoch,
+        smooth,
+        alpha=0.5,
+        label="training batches (running mean)",
+    )
+    loss_ax.plot(epochs, history.train_loss, "o-", label="training set, epoch mean")
+    loss_ax.plot(epochs, history.test_loss, "s-", label="test set")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("cross-entropy loss")
+    loss_ax.legend(fontsize=8)
+    loss_ax.grid(alpha=0.3)
+    accuracy_ax.plot(epochs, history.test_accuracy, "o-", label="transformer")
+    if baseline is not None:
+        accuracy_ax.axhline(baseline, color="gray", linestyle="--", label="baseline")
+    accuracy_ax.set_xlabel("epoch")
+    accuracy_ax.set_ylabel("test accuracy")
+    accuracy_ax.set_xticks(epochs)
+    accuracy_ax.legend(fontsize=8)
+    accuracy_ax.grid(alpha=0.3)
+    return axes
+
+
+def confusion_heatmap(matrix, labels: Sequence[str] | None = None, *, ax=None, title=None):
+    """Draw a confusion matrix (row = true class, column = predicted), each row as shares."""
+    counts = _as_numpy(matrix)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"matrix must be square (num_classes, num_classes); got {counts.shape}")
+    shares = counts / np.maximum(1.0, counts.sum(axis=1, keepdims=True))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.8, 4.2))
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    ticks = labels if labels is not None else range(len(counts))
+    ax.set_xticks(range(len(counts)), ticks)
+    ax.set_yticks(range(len(counts)), ticks)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (row, col), share in np.ndenumerate(shares):
+        ax.text(
+            col,
+            row,
+            f"{share:.2f}\n({int(counts[row, col])})",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if share > 0.6 else "black",
+        )
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,120 @@
+"""Subword tokenisation for lesson 06: a WordPiece vocabulary trained on the training reviews.
+
+Training takes a few seconds with the ``tokenizers`` library and needs no download, so the
+lesson works offline. Reviews become lists of token ids, truncated to ``max_len`` by keeping
+their beginning *and* their end (a review's verdict is often in its last sentences), and
+batches are padded only to their own longest review (dynamic padding).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+__all__ = [
+    "CLS",
+    "PAD",
+    "SPECIAL_TOKENS",
+    "UNK",
+    "encode_reviews",
+    "head_tail",
+    "load_tokenizer",
+    "pad_batch",
+    "train_tokenizer",
+]
+
+PAD, UNK, CLS = "[PAD]", "[UNK]", "[CLS]"
+SPECIAL_TOKENS = (PAD, UNK, CLS)  # PAD gets id 0, UNK 1, CLS 2
+
+
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = 8000, *, min_frequency: int = 2
+) -> Tokenizer:
+    """Learn a lowercase WordPiece vocabulary of at most ``vocab_size`` tokens from ``texts``.
+
+    Frequent words become one token; rare words are split into pieces, the later pieces
+    marked with ``##`` (``"unwatchable"`` might become ``un ##watch ##able``).
+    """
+    if vocab_size < len(SPECIAL_TOKENS) + 1:
+        raise ValueError(f"vocab_size must exceed the {len(SPECIAL_TOKENS)} special tokens")
+    tokenizer = Tokenizer(models.WordPiece(unk_token=UNK))
+    # Unicode clean-up, lowercasing and accent stripping, then split on spaces and punctuation.
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(list(texts), trainer=trainer)
+    return tokenizer
+
+
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """Read a tokenizer saved with ``tokenizer.save(path)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no tokenizer file at {path}")
+    return Tokenizer.from_file(str(path))
+
+
+def head_tail(ids: Sequence[int], max_len: int, head: int | None = None) -> list[int]:
+    """Keep at most ``max_len`` ids: the first ``head`` and the last ``max_len - head``.
+
+    ``head`` defaults to a quarter of ``max_len``. Sequences that fit are returned whole.
+    """
+    if max_len < 1:
+        raise ValueError(f"max_len must be at least 1, got {max_len}")
+    head = max_len // 4 if head is None else head
+    if not 0 <= head <= max_len:
+        raise ValueError(f"head must lie in 0..max_len={max_len}, got {head}")
+    ids = list(ids)
+    if len(ids) <= max_len:
+        return ids
+    tail = max_len - head
+    return ids[:head] + (ids[-tail:] if tail else [])
+
+
+def encode_reviews(
+    tokenizer: Tokenizer,
+    texts: Iterable[str],
+    max_len: int,
+    *,
+    head: int | None = None,
+    cls: bool = False,
+) -> list[list[int]]:
+    """Token ids of each text, truncated with :func:`head_tail` to ``max_len`` ids.
+
+    With ``cls`` every sequence starts with the ``[CLS]`` token (counted in ``max_len``).
+    An empty text becomes ``[UNK]``, so that no sequence is all padding.
+    """
+    budget = max_len - 1 if cls else max_len
+    cls_id, unk_id = tokenizer.token_to_id(CLS), tokenizer.token_to_id(UNK)
+    if cls_id is None or unk_id is None:
+        raise ValueError(f"the tokenizer needs the special tokens {CLS} and {UNK}")
+    encoded = []
+    for encoding in tokenizer.encode_batch(list(texts)):
+        ids = head_tail(encoding.ids, budget, head) or [unk_id]
+        encoded.append([cls_id, *ids] if cls else ids)
+    return encoded
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> torch.Tensor:
+    """Stack id lists into a ``(batch, seq)`` tensor, ``seq`` being the longest one here.
+
+    Shorter sequences are filled with ``pad_id`` at the end. A sequence with no tokens gets
+    one ``pad_id`` so that it is not empty; models treat it as a review with no words.
+    """
+    if not sequences:
+        raise ValueError("pad_batch needs at least one sequence")
+    seq = max(1, max(len(s) for s in sequences))
+    batch = torch.full((len(sequences), seq), pad_id, dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        batch[row, : len(ids)] = torch.as_tensor(list(ids), dtype=torch.long)
+    return batch

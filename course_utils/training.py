@@ -1,0 +1,243 @@
+"""Training the lesson-06 classifier: a loop short enough to read, sized for a laptop CPU.
+
+The loop is the standard recipe for transformers: AdamW, a learning rate that warms up
+linearly and then decays linearly to zero, gradient clipping, and an evaluation on the whole
+test set after every epoch. Batches group reviews of similar length (less padding, less
+work). A finished run is saved as a checkpoint keyed by its recipe and its data, so running
+the notebook again loads it instead of training again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from course_utils.device import set_seed
+from course_utils.tokenizer import pad_batch
+
+__all__ = [
+    "History",
+    "Recipe",
+    "default_recipe",
+    "evaluate",
+    "length_batches",
+    "train_classifier",
+    "train_or_load",
+    "warmup_then_decay",
+]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every size and setting of one training run: tokenizer, model and optimiser."""
+
+    vocab_size: int = 8000
+    max_len: int = 256
+    d_model: int = 64
+    num_heads: int = 4
+    d_ff: int = 128
+    num_layers: int = 1
+    dropout: float = 0.1
+    pooling: str = "mean"
+    epochs: int = 8
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    clip_norm: float = 1.0
+    label_smoothing: float = 0.0
+    seed: int = 0
+
+    def model_sizes(self) -> dict:
+        """The keyword arguments for :func:`~course_utils.classifier.build_classifier`."""
+        names = ("d_model", "num_heads", "d_ff", "num_layers", "dropout", "pooling")
+        return {name: getattr(self, name) for name in names}
+
+
+def default_recipe(device: torch.device | str = "cpu", *, quick: bool = False) -> Recipe:
+    """The course's defaults: about 5 minutes on a 2-core CPU, a bigger model on a GPU.
+
+    ``quick`` gives a smoke-test size (a few seconds) for CI.
+    """
+    if quick:
+        return Recipe(vocab_size=2000, max_len=64, d_model=32, d_ff=64, epochs=2)
+    if torch.device(device).type == "cuda":
+        return Recipe(vocab_size=16000, max_len=512, d_model=128, d_ff=512, num_layers=2, epochs=10)
+    return Recipe()
+
+
+def warmup_then_decay(step: int, warmup_steps: int, total_steps: int) -> float:
+    """The learning-rate factor at ``step``: rises linearly to 1, then falls linearly to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def length_batches(
+    sequences: Sequence[Sequence[int]],
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+) -> list[list[int]]:
+    """Split review indices into batches of reviews of similar length.
+
+    Shuffled: the reviews are shuffled, cut into pools of 50 batches, each pool sorted by
+    length and cut into batches, and the batches shuffled. Not shuffled: sorted by length.
+    Either way a batch is padded only to its own longest review, which saves most padding.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    order = list(range(len(sequences)))
+    rng = random.Random(seed)
+    if not shuffle:
+        order.sort(key=lambda i: len(sequences[i]))
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(order)
+    pool = 50 * batch_size
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: len(sequences[i]))
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    sequences: Sequence[Sequence[int]],
+    labels: Sequence[int],
+    device: torch.device | str = "cpu",
+    batch_size: int = 128,
+) -> tuple[float, torch.Tensor]:
+    """Mean cross-entropy loss and the predicted class of every review, in the input order."""
+    model.eval()
+    labels = torch.as_tensor(list(labels), dtype=torch.long)
+    predictions = torch.empty(len(sequences), dtype=torch.long)
+    total_loss = 0.0
+    for batch in length_batches(sequences, batch_size, shuffle=False):
+        ids = pad_batch([sequences[i] for i in batch], model.pad_id).to(device)
+        logits = model(ids)  # (batch, num_classes)
+        total_loss += nn.functional.cross_entropy(
+            logits, labels[batch].to(device), reduction="sum"
+        ).item()
+        predictions[batch] = logits.argmax(dim=-1).cpu()
+    return total_loss / len(sequences), predictions
+
+
+@dataclass
+class History:
+    """What happened during training: per step, and per epoch on the test set."""
+
+    step_loss: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    predictions: list[int] = field(default_factory=list)  # on the test set, after the last epoch
+
+
+def train_classifier(
+    model: nn.Module,
+    train: tuple[Sequence[Sequence[int]], Sequence[int]],
+    test: tuple[Sequence[Sequence[int]], Sequence[int]],
+    recipe: Recipe,
+    device: torch.device | str = "cpu",
+    *,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` on ``train = (token id lists, labels)``; evaluate on ``test`` each epoch."""
+    from tqdm.auto import tqdm
+
+    if recipe.epochs < 1:
+        raise ValueError(f"recipe.epochs must be at least 1, got {recipe.epochs}")
+    set_seed(recipe.seed)
+    sequences, labels = train
+    labels = torch.as_tensor(list(labels), dtype=torch.long)
+    model.to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
+    )
+    total_steps = recipe.epochs * math.ceil(len(sequences) / recipe.batch_size)
+    warmup_steps = max(1, int(recipe.warmup_fraction * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_then_decay(step, warmup_steps, total_steps)
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    history = History()
+    start = time.perf_counter()
+    bar = tqdm(total=total_steps, desc="training", disable=not progress)
+    for epoch in range(recipe.epochs):
+        model.train()
+        epoch_loss = 0.0
+        for batch in length_batches(sequences, recipe.batch_size, shuffle=True, seed=epoch):
+            ids = pad_batch([sequences[i] for i in batch], model.pad_id).to(device)
+            loss = loss_fn(model(ids), labels[batch].to(device))
+            optimizer.zero_grad()
+            loss.backward()
+            # Clipping caps the size of one update when a batch's gradient is unusually large.
+            nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_norm)
+            optimizer.step()
+            scheduler.step()
+            history.step_loss.append(loss.item())
+            epoch_loss += loss.item() * len(batch)
+            bar.update(1)
+        test_loss, predictions = evaluate(model, *test, device)
+        accuracy = (predictions == torch.as_tensor(list(test[1]))).float().mean().item()
+        history.train_loss.append(epoch_loss / len(sequences))
+        history.test_loss.append(test_loss)
+        history.test_accuracy.append(accuracy)
+        bar.set_postfix(epoch=epoch + 1, test_accuracy=f"{accuracy:.3f}")
+    bar.close()
+    history.seconds = time.perf_counter() - start
+    history.predictions = predictions.tolist()
+    return history
+
+
+def _fingerprint(recipe: Recipe, train, test) -> str:
+    digest = hashlib.sha256(json.dumps(asdict(recipe), sort_keys=True).encode())
+    for sequences, labels in (train, test):
+        digest.update(json.dumps([list(map(int, s)) for s in sequences]).encode())
+        digest.update(json.dumps([int(label) for label in labels]).encode())
+    return digest.hexdigest()[:16]
+
+
+def train_or_load(
+    model: nn.Module,
+    train: tuple[Sequence[Sequence[int]], Sequence[int]],
+    test: tuple[Sequence[Sequence[int]], Sequence[int]],
+    recipe: Recipe,
+    device: torch.device | str = "cpu",
+    *,
+    folder: str | os.PathLike,
+    progress: bool = True,
+) -> History:
+    """Load the checkpoint of this exact run (same recipe, same data) if saved, else train.
+
+    The checkpoint is ``folder/classifier-<fingerprint>.pt``; a training run saves it.
+    """
+    path = Path(folder) / f"classifier-{_fingerprint(recipe, train, test)}.pt"
+    if path.is_file():
+        saved = torch.load(path, map_location=device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        model.to(device)
+        if progress:
+            print(f"Loaded the trained model from {path} (delete the file to train again).")
+        return History(**saved["history"])
+    history = train_classifier(model, train, test, recipe, device, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.part")
+    torch.save({"model": model.state_dict(), "history": asdict(history)}, temporary)
+    os.replace(temporary, path)  # never leaves a half-written checkpoint behind
+    return history
