@@ -13,7 +13,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from course_utils.checkers import attention, classifier, embeddings, encoder, multihead, positional
+from course_utils.checkers import (
+    attention,
+    bias,
+    classifier,
+    embeddings,
+    encoder,
+    multihead,
+    positional,
+)
 from course_utils.checking import CheckFailed, Exercise
 
 __all__ = ["EXERCISES", "check"]
@@ -22,7 +30,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 EXERCISES: dict[str, Exercise] = {
     exercise.id: exercise
-    for module in (embeddings, attention, multihead, encoder, positional, classifier)
+    for module in (embeddings, attention, multihead, encoder, positional, classifier, bias)
     for exercise in module.EXERCISES
 }
 

@@ -8,7 +8,7 @@ import ipywidgets as widgets
 
 from course_utils.embeddings import WordAttention, word_attention
 
-__all__ = ["AttentionExplorer", "attention_table_html", "parse_words"]
+__all__ = ["AttentionExplorer", "attention_table_html", "masked_lm_probe", "parse_words"]
 
 PRESETS = {
     "bank among water words": ("bank", "water shore boat money"),
@@ -95,3 +95,44 @@ class AttentionExplorer:
 
     def _repr_mimebundle_(self, **kwargs):
         return self.view._repr_mimebundle_(**kwargs)
+
+
+def masked_lm_probe(
+    model, tokenizer, text: str = "The doctor picked up ___ bag.", candidates: str = "his, her"
+) -> widgets.VBox:
+    """Type a sentence with a blank ``___`` and candidate words; see each one's probability.
+
+    Lesson 07. The work is done by the plain function :func:`course_utils.bias.probe_table`;
+    the table updates when Enter is pressed in either box.
+    """
+    from course_utils.bias import probe_table
+
+    sentence = widgets.Text(
+        value=text,
+        description="sentence",
+        continuous_update=False,
+        layout=widgets.Layout(width="36em"),
+    )
+    words = widgets.Text(
+        value=candidates,
+        description="candidates",
+        placeholder="words separated by commas or /",
+        continuous_update=False,
+    )
+    output = widgets.HTML()
+
+    def update(change=None) -> None:
+        try:
+            table = probe_table(model, tokenizer, sentence.value, words.value)
+        except ValueError as error:  # no blank, two blanks, no candidate
+            output.value = f"<p style='color:#b00'>{html.escape(str(error))}</p>"
+            return
+        output.value = table.to_html(
+            index=False,
+            formatters={"probability": "{:.3g}".format, "share": "{:.1%}".format},
+        )
+
+    sentence.observe(update, names="value")
+    words.observe(update, names="value")
+    update()
+    return widgets.VBox([sentence, words, output])

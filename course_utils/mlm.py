@@ -1,0 +1,279 @@
+"""A small BERT-style masked language model built from the course's encoder blocks (lesson 07).
+
+A BERT layer is exactly a post-norm :class:`~course_utils.encoder.EncoderBlock` with GELU,
+so :class:`MaskedLanguageModel` is the course's own :class:`~course_utils.encoder.Encoder`
+between BERT's embeddings (word + learned position + token type, then LayerNorm) and
+BERT's prediction head (dense, GELU, LayerNorm, then a decoder tied to the word
+embeddings). :func:`to_huggingface` copies it into a ``transformers`` ``BertForMaskedLM``
+that computes the same logits, so it can be saved with ``save_pretrained`` and loaded by
+the very code that loads ``bert-base-uncased``.
+
+Training it (the masking recipe, the loop, the cache) is in :mod:`course_utils.mlm_training`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from course_utils.encoder import Encoder, LayerNorm
+
+__all__ = [
+    "LAYER_NORM_EPS",
+    "SPECIAL_TOKENS",
+    "MaskedLanguageModel",
+    "mask_tokens",
+    "to_huggingface",
+    "train_wordpiece",
+    "wordpiece_tokenizer",
+]
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0-4, as in BERT's order
+LAYER_NORM_EPS = 1e-12  # BERT's value; nn.LayerNorm's default is 1e-5
+IGNORE_INDEX = -100  # cross_entropy skips labels equal to this: the unmasked tokens
+
+
+def _wrap_tokenizer(backend, model_max_length: int):
+    """A ``transformers`` BERT tokenizer around a ``tokenizers`` WordPiece tokenizer."""
+    from tokenizers import decoders, processors
+    from transformers import BertTokenizerFast
+
+    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    backend.decoder = decoders.WordPiece()
+    return BertTokenizerFast(
+        tokenizer_object=backend,
+        do_lower_case=True,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        model_max_length=model_max_length,
+    )
+
+
+def _bert_backend(vocab: dict[str, int] | None = None):
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    backend = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    # Uncased, accents stripped, split on spaces and punctuation: bert-base-uncased's rules.
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return backend
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, model_max_length: int = 128):
+    """Learn an uncased WordPiece vocabulary from ``texts``; return a ``BertTokenizerFast``.
+
+    The five special tokens get ids 0-4 (``[PAD]`` is 0); words the vocabulary lacks
+    split into pieces, the later ones marked ``##`` (``"cats"`` → ``cat ##s``).
+    """
+    from tokenizers import trainers
+
+    if vocab_size <= len(SPECIAL_TOKENS):
+        raise ValueError(f"vocab_size must exceed the {len(SPECIAL_TOKENS)} special tokens")
+    backend = _bert_backend()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False
+    )
+    backend.train_from_iterator(texts, trainer)
+    return _wrap_tokenizer(backend, model_max_length)
+
+
+def wordpiece_tokenizer(vocab: Sequence[str], model_max_length: int = 128):
+    """A ``BertTokenizerFast`` with exactly this vocabulary (which must start with the specials)."""
+    if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+        raise ValueError(f"the vocabulary must start with {SPECIAL_TOKENS}; got {vocab[:5]}")
+    ids = {piece: index for index, piece in enumerate(vocab)}
+    if len(ids) != len(vocab):
+        raise ValueError("the vocabulary lists a piece twice")
+    return _wrap_tokenizer(_bert_backend(ids), model_max_length)
+
+
+def mask_tokens(
+    input_ids: torch.Tensor,
+    maskable: torch.Tensor,
+    *,
+    mask_id: int,
+    vocab_size: int,
+    generator: torch.Generator | None = None,
+    mask_prob: float = 0.15,
+    first_ordinary_id: int = len(SPECIAL_TOKENS),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masking recipe; return ``(inputs, labels)``, both shaped like ``input_ids``.
+
+    Each ``maskable`` token (bool, False at padding and special tokens) is chosen with
+    probability ``mask_prob``. A chosen token becomes ``[MASK]`` 80% of the time, a random
+    ordinary token 10% of the time, and stays itself 10% of the time; the model must
+    predict every chosen token. ``labels`` holds the original id at chosen positions and
+    -100 (ignored by ``cross_entropy``) everywhere else.
+    """
+    if maskable.dtype != torch.bool or maskable.shape != input_ids.shape:
+        raise ValueError("maskable must be a bool tensor shaped like input_ids")
+    device = input_ids.device
+
+    def uniform():
+        return torch.rand(input_ids.shape, generator=generator, device=device)
+
+    chosen = (uniform() < mask_prob) & maskable
+    labels = torch.where(chosen, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
+    roll = uniform()
+    inputs = input_ids.masked_fill(chosen & (roll < 0.8), mask_id)
+    swap = chosen & (roll >= 0.8) & (roll < 0.9)
+    random_ids = torch.randint(
+        first_ordinary_id, vocab_size, input_ids.shape, generator=generator, device=device
+    )
+    inputs = torch.where(swap, random_ids, inputs)
+    return inputs, labels
+
+
+class MaskedLanguageModel(nn.Module):
+    """BERT in miniature: embeddings, post-norm GELU :class:`EncoderBlock` s, and the MLM head.
+
+    ``forward(input_ids, attention_mask=None)`` maps ``(batch, seq)`` token ids to logits
+    ``(batch, seq, vocab_size)``; ``attention_mask`` is ``(batch, seq)``, 1 or True at real
+    tokens and 0 at padding, as a Hugging Face tokenizer returns it. :meth:`encode` and
+    :meth:`predict` are the two halves, so training can run the (large) vocabulary
+    projection at the masked positions only.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int = 128,
+        num_heads: int = 4,
+        num_layers: int = 4,
+        d_ff: int = 512,
+        max_len: int = 128,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        self.vocab_size, self.max_len = vocab_size, max_len
+        self.num_heads, self.dropout_p = num_heads, dropout
+        self.word_embeddings = nn.Embedding(vocab_size, d_model)
+        self.position_embeddings = nn.Embedding(max_len, d_model)  # learned, not sinusoidal
+        self.token_type_embeddings = nn.Embedding(2, d_model)  # sentence A or B; we use A only
+        self.embedding_norm = LayerNorm(d_model, LAYER_NORM_EPS)
+        self.embedding_dropout = nn.Dropout(dropout)
+        self.encoder = Encoder(
+            num_layers,
+            d_model,
+            num_heads,
+            d_ff,
+            dropout=dropout,
+            activation="gelu",
+            norm_first=False,  # BERT is post-norm
+            layer_norm_eps=LAYER_NORM_EPS,
+        )
+        self.head_dense = nn.Linear(d_model, d_model)
+        self.head_activation = nn.GELU()
+        self.head_norm = LayerNorm(d_model, LAYER_NORM_EPS)
+        # The decoder's weight is the word embedding matrix itself (tied); only its bias is new.
+        self.head_bias = nn.Parameter(torch.zeros(vocab_size))
+        self.apply(_init_bert_weights)
+
+    def encode(self, input_ids: torch.Tensor, attention_mask=None) -> torch.Tensor:
+        """The final hidden states ``(batch, seq, d_model)``."""
+        seq = input_ids.size(1)
+        if seq > self.max_len:
+            raise ValueError(f"sequences of {seq} tokens exceed max_len={self.max_len}")
+        positions = torch.arange(seq, device=input_ids.device)
+        x = (
+            self.word_embeddings(input_ids)  # (batch, seq, d_model)
+            + self.position_embeddings(positions)
+            + self.token_type_embeddings.weight[0]
+        )
+        x = self.embedding_dropout(self.embedding_norm(x))
+        mask = None
+        if attention_mask is not None:
+            mask = attention_mask.bool()[:, None, None, :]  # (batch, 1, 1, seq): True = attend
+        return self.encoder(x, mask)
+
+    def predict(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits ``(..., vocab_size)`` for hidden states ``(..., d_model)``."""
+        hidden = self.head_norm(self.head_activation(self.head_dense(hidden)))
+        return hidden @ self.word_embeddings.weight.T + self.head_bias
+
+    def forward(self, input_ids: torch.Tensor, attention_mask=None) -> torch.Tensor:
+        """Logits ``(batch, seq, vocab_size)`` for every position."""
+        return self.predict(self.encode(input_ids, attention_mask))
+
+
+def _init_bert_weights(module: nn.Module) -> None:
+    # BERT's initialisation: normal(0, 0.02) weights, zero biases, LayerNorms at identity.
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def _hf_state_dict(model: MaskedLanguageModel) -> dict[str, torch.Tensor]:
+    """The model's weights under ``BertForMaskedLM``'s parameter names."""
+    state = {
+        "bert.embeddings.word_embeddings.weight": model.word_embeddings.weight,
+        "bert.embeddings.position_embeddings.weight": model.position_embeddings.weight,
+        "bert.embeddings.token_type_embeddings.weight": model.token_type_embeddings.weight,
+        "bert.embeddings.LayerNorm.weight": model.embedding_norm.weight,
+        "bert.embeddings.LayerNorm.bias": model.embedding_norm.bias,
+        "cls.predictions.transform.dense.weight": model.head_dense.weight,
+        "cls.predictions.transform.dense.bias": model.head_dense.bias,
+        "cls.predictions.transform.LayerNorm.weight": model.head_norm.weight,
+        "cls.predictions.transform.LayerNorm.bias": model.head_norm.bias,
+        "cls.predictions.decoder.weight": model.word_embeddings.weight,
+        "cls.predictions.decoder.bias": model.head_bias,
+        "cls.predictions.bias": model.head_bias,
+    }
+    for index, block in enumerate(model.encoder.layers):
+        layer = f"bert.encoder.layer.{index}."
+        pairs = {
+            "attention.self.query": block.self_attn.q_proj,
+            "attention.self.key": block.self_attn.k_proj,
+            "attention.self.value": block.self_attn.v_proj,
+            "attention.output.dense": block.self_attn.out_proj,
+            "attention.output.LayerNorm": block.norm1,  # post-norm: after attention's residual
+            "intermediate.dense": block.feed_forward.linear1,
+            "output.dense": block.feed_forward.linear2,
+            "output.LayerNorm": block.norm2,  # after the feed-forward's residual
+        }
+        for name, module in pairs.items():
+            state[layer + name + ".weight"] = module.weight
+            state[layer + name + ".bias"] = module.bias
+    return {name: tensor.detach().cpu().clone() for name, tensor in state.items()}
+
+
+def to_huggingface(model: MaskedLanguageModel, tokenizer=None):
+    """A ``transformers`` ``BertForMaskedLM`` (eval mode) computing the same logits as ``model``.
+
+    ``tokenizer`` (optional) supplies the padding id written into the config.
+    """
+    from transformers import BertConfig, BertForMaskedLM
+
+    if not isinstance(model, MaskedLanguageModel):
+        raise TypeError(f"expected a MaskedLanguageModel, got {type(model).__name__}")
+    first = model.encoder.layers[0]
+    config = BertConfig(
+        vocab_size=model.vocab_size,
+        hidden_size=model.word_embeddings.embedding_dim,
+        num_hidden_layers=len(model.encoder.layers),
+        num_attention_heads=model.num_heads,
+        intermediate_size=first.feed_forward.linear1.out_features,
+        hidden_act="gelu",  # the exact (erf) GELU, as nn.GELU()
+        hidden_dropout_prob=model.dropout_p,
+        attention_probs_dropout_prob=model.dropout_p,
+        max_position_embeddings=model.max_len,
+        type_vocab_size=2,
+        layer_norm_eps=LAYER_NORM_EPS,
+        pad_token_id=tokenizer.pad_token_id if tokenizer is not None else 0,
+        tie_word_embeddings=True,
+    )
+    with torch.random.fork_rng(devices=[]):  # its random init is overwritten: keep the RNG
+        hf_model = BertForMaskedLM(config)
+    hf_model.load_state_dict(_hf_state_dict(model), strict=True)
+    return hf_model.eval()

@@ -1,0 +1,262 @@
+"""Train the small masked language model of lesson 07 on the Brown corpus, once, and cache it.
+
+:func:`small_masked_lm` is the one call a notebook makes: it returns a folder written
+with ``save_pretrained`` (model and tokenizer), training it the first time (a few CPU
+minutes) and reusing it afterwards, so ``load_masked_lm(folder)`` loads it exactly like
+``bert-base-uncased``. Under ``COURSE_QUICK=1`` it trains a tiny smoke-test model instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from course_utils.mlm import MaskedLanguageModel, mask_tokens, to_huggingface, train_wordpiece
+from course_utils.settings import quick
+
+__all__ = [
+    "MLMConfig",
+    "evaluate_masked_lm",
+    "small_masked_lm",
+    "small_masked_lm_config",
+    "train_masked_lm",
+]
+
+
+@dataclass(frozen=True)
+class MLMConfig:
+    """Everything that decides the small model: its size, its data and its training."""
+
+    vocab_size: int = 8000
+    d_model: int = 128
+    num_heads: int = 4
+    num_layers: int = 4
+    d_ff: int = 512
+    max_len: int = 128
+    dropout: float = 0.0  # one pass over the data underfits: dropout would only slow learning
+    max_sentences: int | None = None  # None: all 57,340 Brown sentences
+    held_out: int = 1000  # sentences kept aside to measure the model
+    steps: int = 1000
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    mask_prob: float = 0.15
+    seed: int = 0
+
+    def key(self) -> str:
+        """A short hash naming this configuration's cache folder."""
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def small_masked_lm_config() -> MLMConfig:
+    """The configuration used by default: full size, or a tiny one under ``COURSE_QUICK=1``."""
+    if quick():
+        return MLMConfig(
+            vocab_size=2000,
+            d_model=32,
+            num_heads=2,
+            num_layers=2,
+            d_ff=64,
+            max_sentences=5000,
+            held_out=200,
+            steps=40,
+            batch_size=32,
+            warmup_steps=5,
+        )
+    return MLMConfig()
+
+
+def _brown_texts(max_sentences: int | None) -> list[str]:
+    from course_utils.data import brown_sentences
+
+    sentences = brown_sentences(lowercase=False, words_only=False)[:max_sentences]
+    # Brown writes quotation marks as `` and ''; the CrowS-Pairs sentences use ".
+    return [" ".join(words).replace("``", '"').replace("''", '"') for words in sentences]
+
+
+def _batches(lengths: list[int], batch_size: int, generator: torch.Generator):
+    """Batches of indices, endlessly: shuffled, then grouped by length to waste little padding."""
+    while True:
+        order = torch.randperm(len(lengths), generator=generator).tolist()
+        pool = batch_size * 50
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start : start + pool], key=lengths.__getitem__)
+            batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        for index in torch.randperm(len(batches), generator=generator).tolist():
+            yield batches[index]
+
+
+def _collate(sequences: list[list[int]], pad_id: int, special_ids: set[int]):
+    seq = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), seq), pad_id, dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+    attention_mask = input_ids != pad_id
+    maskable = attention_mask.clone()
+    for special in special_ids:
+        maskable &= input_ids != special
+    return input_ids, attention_mask, maskable
+
+
+def _masked_loss(model, tokenizer, sequences, config: MLMConfig, generator, device):
+    """Cross-entropy over the chosen tokens only, the head applied at those positions alone."""
+    input_ids, attention_mask, maskable = _collate(
+        sequences, tokenizer.pad_token_id, set(tokenizer.all_special_ids)
+    )
+    inputs, labels = mask_tokens(
+        input_ids,
+        maskable,
+        mask_id=tokenizer.mask_token_id,
+        vocab_size=len(tokenizer),
+        generator=generator,
+        mask_prob=config.mask_prob,
+    )
+    inputs, labels, attention_mask = inputs.to(device), labels.to(device), attention_mask.to(device)
+    hidden = model.encode(inputs, attention_mask)  # (batch, seq, d_model)
+    chosen = labels != -100
+    logits = model.predict(hidden[chosen])  # (num_chosen, vocab_size)
+    return F.cross_entropy(logits, labels[chosen], reduction="sum"), logits, labels[chosen]
+
+
+@torch.no_grad()
+def evaluate_masked_lm(model, tokenizer, sequences, config: MLMConfig, device=None) -> dict:
+    """Loss and accuracy at masked positions of ``sequences`` (token id lists), fixed masks."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    total_loss, correct, count = 0.0, 0, 0
+    for start in range(0, len(sequences), 256):
+        loss, logits, labels = _masked_loss(
+            model, tokenizer, sequences[start : start + 256], config, generator, device
+        )
+        total_loss += loss.item()
+        correct += int((logits.argmax(-1) == labels).sum())
+        count += labels.numel()
+    model.train(was_training)
+    return {"loss": total_loss / count, "accuracy": correct / count, "tokens": count}
+
+
+def train_masked_lm(texts: list[str], tokenizer, config: MLMConfig, device=None, progress=True):
+    """Train a :class:`MaskedLanguageModel` on ``texts``; return ``(model, losses)``.
+
+    AdamW with linear warm-up then linear decay; ``losses`` is the mean training loss of
+    every 50 steps. The random masks come from a generator seeded with ``config.seed``.
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(device or "cpu")
+    generator = torch.Generator().manual_seed(config.seed)
+    with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
+        torch.manual_seed(config.seed)
+        model = MaskedLanguageModel(
+            len(tokenizer),
+            config.d_model,
+            config.num_heads,
+            config.num_layers,
+            config.d_ff,
+            config.max_len,
+            config.dropout,
+        ).to(device)
+    sequences = tokenizer(texts, truncation=True, max_length=config.max_len)["input_ids"]
+    decay = [p for n, p in model.named_parameters() if p.dim() > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay}],
+        lr=config.learning_rate,
+        weight_decay=0.0,
+    )
+
+    def schedule(step):
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        return max(0.0, (config.steps - step) / max(1, config.steps - config.warmup_steps))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    batches = _batches([len(s) for s in sequences], config.batch_size, generator)
+    model.train()
+    losses, window = [], []
+    bar = tqdm(range(config.steps), desc="training the masked LM", disable=not progress)
+    for step in bar:
+        batch = [sequences[i] for i in next(batches)]
+        loss_sum, _, labels = _masked_loss(model, tokenizer, batch, config, generator, device)
+        loss = loss_sum / max(1, labels.numel())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        window.append(loss.item())
+        if len(window) == 50 or step == config.steps - 1:
+            losses.append(sum(window) / len(window))
+            bar.set_postfix(loss=f"{losses[-1]:.2f}")
+            window = []
+    return model.eval(), losses
+
+
+def small_masked_lm(
+    directory: str | os.PathLike | None = None,
+    config: MLMConfig | None = None,
+    *,
+    retrain: bool = False,
+    device=None,
+    progress: bool = True,
+) -> Path:
+    """The folder of the small Brown-corpus masked LM, training and saving it the first time.
+
+    ``directory`` defaults to ``<cache>/models/brown-mlm-<config hash>`` (see
+    :func:`~course_utils.download.cache_dir`); a folder already holding a trained model is
+    reused unless ``retrain``. The folder holds what ``save_pretrained`` writes for the
+    model and the tokenizer, plus ``training.json`` (configuration, time, held-out scores).
+    """
+    from course_utils.download import cache_dir
+
+    config = config or small_masked_lm_config()
+    folder = Path(directory) if directory else cache_dir() / "models" / f"brown-mlm-{config.key()}"
+    if (folder / "training.json").is_file() and not retrain:
+        print(f"Reusing the small masked LM trained earlier ({folder}).")
+        return folder
+    start = time.perf_counter()
+    texts = _brown_texts(config.max_sentences)
+    shuffled = torch.randperm(len(texts), generator=torch.Generator().manual_seed(config.seed))
+    held_out = [texts[i] for i in shuffled[: config.held_out].tolist()]
+    train_texts = [texts[i] for i in shuffled[config.held_out :].tolist()]
+    tokenizer = train_wordpiece(train_texts, config.vocab_size, config.max_len)
+    model, losses = train_masked_lm(train_texts, tokenizer, config, device, progress)
+    held_ids = tokenizer(held_out, truncation=True, max_length=config.max_len)["input_ids"]
+    scores = evaluate_masked_lm(model, tokenizer, held_ids, config)
+    seconds = time.perf_counter() - start
+    record = {
+        "config": dataclasses.asdict(config),
+        "corpus": f"Brown, {len(train_texts)} training and {len(held_out)} held-out sentences",
+        "seconds": round(seconds, 1),
+        "losses": [round(x, 4) for x in losses],
+        "held_out": {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()},
+        "held_out_perplexity": round(math.exp(scores["loss"]), 2),
+    }
+    # Write to a temporary folder and rename it, so an interrupted run leaves nothing half-saved.
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    to_huggingface(model, tokenizer).save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    (partial / "training.json").write_text(json.dumps(record, indent=1) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(partial, folder)
+    print(
+        f"Trained the small masked LM in {seconds:.0f} s; held-out masked-token accuracy "
+        f"{scores['accuracy']:.1%}, perplexity {record['held_out_perplexity']}. Saved in {folder}."
+    )
+    return folder

@@ -1,0 +1,271 @@
+"""Probing and the CrowS-Pairs metric: candidate probabilities (BERT and RoBERTa tokenizers),
+pseudo-log-likelihood, the alignment of shared tokens, the batched metric against a plain
+one-pair-at-a-time version, the summary, the plot, the widget and the benchmark command."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+import pandas as pd
+import pytest
+import torch
+
+from course_utils import bias, crows_pairs, mlm, widgets
+from course_utils.checkers.bias import _flawed_candidates, _flawed_pll
+from course_utils.crows_pairs import (
+    crows_pairs_metric,
+    crows_pairs_scores,
+    crows_pairs_scores_one_by_one,
+    shared_positions,
+)
+
+matplotlib.use("Agg")
+
+# Pairs written for these tests (not from the data set), in both directions.
+PAIRS = pd.DataFrame(
+    {
+        "sent_more": [
+            "The doctor said he would come back tomorrow.",
+            "My neighbour, who is old, forgot the keys again.",
+            "The poor family could not pay for the dinner.",
+            "She was a nurse at the river hospital.",
+            "He fixed the car in the garage himself.",
+            "The rich man gave the waiter a large tip.",
+        ],
+        "sent_less": [
+            "The doctor said she would come back tomorrow.",
+            "My neighbour, who is young, forgot the keys again.",
+            "The rich family could not pay for the dinner.",
+            "He was a nurse at the river hospital.",
+            "She fixed the car in the garage herself.",
+            "The poor man gave the waiter a large tip.",
+        ],
+        "stereo_antistereo": ["stereo", "stereo", "stereo", "stereo", "antistereo", "antistereo"],
+        "bias_type": ["gender", "age", "socioeconomic", "gender", "gender", "socioeconomic"],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """``(tokenizer, model)``: a WordPiece vocabulary learned from the pairs, random weights."""
+    texts = list(PAIRS.sent_more) + list(PAIRS.sent_less)
+    tokenizer = mlm.train_wordpiece(texts * 3, vocab_size=120)
+    generator = torch.Generator().manual_seed(0)
+    model = mlm.MaskedLanguageModel(len(tokenizer), d_model=16, num_heads=2, num_layers=2, d_ff=32)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    return tokenizer, mlm.to_huggingface(model, tokenizer)
+
+
+# Probing --------------------------------------------------------------------------------
+
+
+def test_encode_with_candidate_finds_every_piece(tiny):
+    tokenizer, _ = tiny
+    ids, positions = bias.encode_with_candidate(tokenizer, "The ___ said hello.", "riverbanks")
+    tokens = tokenizer.convert_ids_to_tokens(ids[0].tolist())
+    pieces = [tokens[p] for p in positions]
+    assert len(pieces) > 1 and pieces[0] != "[CLS]" and pieces[1].startswith("##")
+    assert "".join(p.removeprefix("##") for p in pieces) == "riverbanks"
+
+
+@pytest.mark.parametrize("text", ["no blank here", "two ___ blanks ___"])
+def test_a_text_needs_exactly_one_blank(tiny, text):
+    tokenizer, model = tiny
+    with pytest.raises(ValueError, match="exactly one blank"):
+        bias.candidate_probabilities(model, tokenizer, text, ["his"])
+
+
+def test_single_piece_candidate_probability_is_the_masked_prediction(tiny):
+    tokenizer, model = tiny
+    text = "The doctor said ___ would come back."
+    probabilities = bias.candidate_probabilities(model, tokenizer, text, ["he", "she"])
+    top = bias.top_predictions(model, tokenizer, text, k=len(tokenizer))
+    for word, probability in zip(["he", "she"], probabilities.tolist(), strict=True):
+        assert probability == pytest.approx(top.set_index("token").probability[word], abs=1e-4)
+
+
+def test_multi_piece_candidates_mask_all_pieces_at_once(tiny):
+    tokenizer, model = tiny
+    text, candidates = "She was a ___ at the hospital.", ["nurse", "riverbanks", "doctors"]
+    expected = _flawed_candidates(model, tokenizer, text, candidates)  # the plain loop
+    got = bias.candidate_probabilities(model, tokenizer, text, candidates)
+    torch.testing.assert_close(got, expected)
+    one_at_a_time = _flawed_candidates(model, tokenizer, text, candidates, one_piece_at_a_time=True)
+    assert (got[1].log() - one_at_a_time[1].log()).abs() > 1e-3  # a different quantity
+
+
+def test_pseudo_log_likelihood_equals_a_plain_loop(tiny):
+    tokenizer, model = tiny
+    for sentence in PAIRS.sent_more:
+        expected = _flawed_pll(model, tokenizer, sentence)
+        torch.testing.assert_close(bias.pseudo_log_likelihood(model, tokenizer, sentence), expected)
+
+
+def test_probing_works_with_a_roberta_style_tokenizer():
+    """RoBERTa: <mask>, <s> ... </s>, and pieces marked by a leading Ġ (a space)."""
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
+    from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        list(PAIRS.sent_more) * 5, vocab_size=300, special_tokens=specials, show_progress=False
+    )
+    bpe._tokenizer.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0))
+    tokenizer = RobertaTokenizerFast(
+        tokenizer_object=bpe._tokenizer,
+        **dict(
+            zip(
+                ["bos_token", "pad_token", "eos_token", "unk_token", "mask_token"],
+                specials,
+                strict=True,
+            )
+        ),
+        cls_token="<s>",
+        sep_token="</s>",
+    )
+    ids, positions = bias.encode_with_candidate(tokenizer, "The ___ said hi.", "hospitals")
+    pieces = tokenizer.convert_ids_to_tokens(ids[0, positions].tolist())
+    assert pieces[0].startswith("Ġ") and tokenizer.convert_tokens_to_string(pieces) == " hospitals"
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        pad_token_id=1,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = RobertaForMaskedLM(config).eval()
+    probabilities = bias.candidate_probabilities(model, tokenizer, "The ___ said hi.", ["doctor"])
+    assert tokenizer.mask_token == "<mask>" and 0 < probabilities.item() < 1
+    batched = crows_pairs_scores(model, tokenizer, PAIRS, progress=False)
+    assert batched.equals(crows_pairs_scores_one_by_one(model, tokenizer, PAIRS))
+
+
+def test_probe_table_reads_candidates_typed_as_text(tiny):
+    tokenizer, model = tiny
+    table = bias.probe_table(model, tokenizer, "The doctor said ___ was back.", "he / she, they")
+    assert list(table.candidate) == ["he", "she", "they"]
+    assert table.share.sum() == pytest.approx(1, abs=2e-3)
+    with pytest.raises(ValueError, match="at least one candidate"):
+        bias.probe_table(model, tokenizer, "The ___ was back.", " , ")
+
+
+def test_the_probe_widget_updates_its_table(tiny):
+    tokenizer, model = tiny
+    probe = widgets.masked_lm_probe(model, tokenizer, "The doctor said ___ was back.", "he, she")
+    sentence, words, output = probe.children
+    assert "she" in output.value and "<table" in output.value
+    words.value = "they"
+    assert "they" in output.value and "she" not in output.value
+    sentence.value = "no blank"
+    assert "exactly one blank" in output.value
+
+
+# Alignment ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        ([2, 10, 11, 12, 3], [2, 10, 13, 12, 3], ([0, 1, 3, 4], [0, 1, 3, 4])),  # one swapped
+        ([2, 10, 11, 12, 3], [2, 10, 13, 14, 12, 3], ([0, 1, 3, 4], [0, 1, 4, 5])),  # 1 → 2
+        ([2, 10, 12, 3], [2, 15, 10, 12, 3], ([0, 1, 2, 3], [0, 2, 3, 4])),  # one inserted
+        ([2, 20, 21, 3], [2, 22, 23, 3], ([0, 3], [0, 3])),  # nothing but the specials
+    ],
+)
+def test_shared_positions_on_known_pairs(first, second, expected):
+    assert shared_positions(torch.tensor(first), second) == expected
+
+
+def test_shared_tokens_skip_the_modified_words_and_the_specials(tiny):
+    tokenizer, _ = tiny
+    prepared = crows_pairs._prepare(tokenizer, PAIRS.iloc[[0]])[0]
+    more = tokenizer.convert_ids_to_tokens(prepared["more"]["ids"])
+    scored = [more[p] for p in prepared["more"]["positions"]]
+    assert scored == tokenizer.tokenize("The doctor said would come back tomorrow.")
+    less = tokenizer.convert_ids_to_tokens(prepared["less"]["ids"])
+    assert [less[p] for p in prepared["less"]["positions"]] == scored
+
+
+def test_antistereo_pairs_are_aligned_from_sent_less_as_the_authors_do(tiny, monkeypatch):
+    tokenizer, _ = tiny
+    calls = []
+
+    def recording(ids1, ids2):
+        calls.append((list(ids1), list(ids2)))
+        return shared_positions(ids1, ids2)
+
+    monkeypatch.setattr(crows_pairs, "shared_positions", recording)
+    prepared = crows_pairs._prepare(tokenizer, PAIRS)
+    for call, pair, row in zip(calls, prepared, PAIRS.itertuples(), strict=True):
+        more, less = (tokenizer(s)["input_ids"] for s in (row.sent_more, row.sent_less))
+        assert call == ((more, less) if row.stereo_antistereo == "stereo" else (less, more))
+        assert (pair["more"]["ids"], pair["less"]["ids"]) == (more, less)  # reported as more, less
+
+
+# The metric -----------------------------------------------------------------------------
+
+
+def test_batched_metric_equals_one_pair_at_a_time(tiny):
+    tokenizer, model = tiny
+    for batch_size in (1, 7, 128):
+        batched = crows_pairs_scores(model, tokenizer, PAIRS, batch_size=batch_size, progress=False)
+        plain = crows_pairs_scores_one_by_one(model, tokenizer, PAIRS)
+        pd.testing.assert_frame_equal(batched, plain, check_exact=True)
+    assert batched.sent_more_score.nunique() == len(PAIRS)  # real, distinct scores
+    assert crows_pairs_metric(batched).as_dict() == crows_pairs_metric(plain).as_dict()
+
+
+@pytest.mark.slow
+def test_batched_metric_equals_one_pair_at_a_time_on_real_pairs(tiny):
+    from course_utils.data import load_crows_pairs
+
+    pairs = load_crows_pairs().sample(40, random_state=0)  # the shared CSV in CI
+    tokenizer, model = tiny
+    batched = crows_pairs_scores(model, tokenizer, pairs, progress=False)
+    pd.testing.assert_frame_equal(batched, crows_pairs_scores_one_by_one(model, tokenizer, pairs))
+
+
+def test_metric_counts_ties_and_directions_as_the_authors_do():
+    scores = pd.DataFrame(
+        {
+            "direction": ["stereo", "stereo", "stereo", "antistereo", "antistereo"],
+            "bias_type": ["gender", "gender", "age", "age", "age"],
+            "sent_more_score": [-10.0, -12.0, -9.0, -8.0, -7.5],
+            "sent_less_score": [-11.0, -11.0, -9.0, -9.0, -7.0],
+        }
+    )
+    scores["more_preferred"] = scores.sent_more_score > scores.sent_less_score
+    scores["tie"] = scores.sent_more_score == scores.sent_less_score
+    result = crows_pairs_metric(scores)
+    assert result.metric_score == 40.0  # 2 of 5 pairs; the tie counts against
+    assert result.stereo_score == 50.0 and result.antistereo_score == 50.0  # ties left out
+    assert result.ties == 1 and result.num_pairs == 5
+    per_type = result.per_type.set_index("bias_type")
+    assert per_type.loc["age", "pairs"] == 3 and per_type.loc["age", "score"] == pytest.approx(
+        33.33
+    )
+    assert result.as_dict()["per_type"]["gender"] == {"score": 50.0, "pairs": 2}
+    json.dumps(result.as_dict())
+
+
+def test_metric_rejects_an_empty_table():
+    with pytest.raises(ValueError, match="no pairs"):
+        crows_pairs_metric(pd.DataFrame(columns=["more_preferred", "tie"]))
+
+
+def test_bias_type_bars_draws_one_bar_per_type(tiny):
+    tokenizer, model = tiny
+    result = crows_pairs_metric(crows_pairs_scores(model, tokenizer, PAIRS, progress=False))
+    ax = crows_pairs.bias_type_bars(result)
+    assert len(ax.patches) == 3 and "6 pairs" in ax.get_title()
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "gender (3)" in labels
