@@ -1,9 +1,11 @@
 """Benchmarks that print one JSON line, for the course's closing notes and for CI.
 
     python -m course_utils.bench yelp --train FILE --test FILE
+    python -m course_utils.bench crows-pairs --model NAME_OR_DIR --data FILE
 
-trains the lesson-06 transformer (the CPU defaults, or the GPU ones on a GPU) and the
-TF-IDF + logistic-regression baseline on the same split, and prints their scores. Each
+``yelp`` trains the lesson-06 transformer (the CPU defaults, or the GPU ones on a GPU) and
+the TF-IDF + logistic-regression baseline on the same split, and prints their scores.
+``crows-pairs`` scores a masked language model on CrowS-Pairs (lesson 07). Each
 benchmark is a subcommand: a function that adds its arguments and a function that runs it.
 """
 
@@ -15,7 +17,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 
-__all__ = ["SUBCOMMANDS", "main", "run_yelp"]
+__all__ = ["SUBCOMMANDS", "main", "run_crows_pairs", "run_yelp"]
 
 
 # Yelp reviews (lesson 06) ---------------------------------------------------------------
@@ -100,11 +102,59 @@ def _best_device():
     return get_device(verbose=False)
 
 
+# CrowS-Pairs (lesson 07) ----------------------------------------------------------------
+
+
+def _add_crows_pairs_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", required=True, help="a hub name (bert-base-uncased) or a save_pretrained folder"
+    )
+    parser.add_argument("--data", help="the CrowS-Pairs CSV (default: COURSE_CROWS_PAIRS or cache)")
+    parser.add_argument("--sample", type=int, help="score only this many pairs (drawn with seed 0)")
+    parser.add_argument("--batch-size", type=int, default=128, help="masked copies per batch")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--device", help="cpu, cuda, ... (default: the best available)")
+
+
+def run_crows_pairs(args: argparse.Namespace) -> dict:
+    """Score a masked LM on CrowS-Pairs; return the metric overall and per bias type."""
+    import time
+
+    import torch
+
+    from course_utils.crows_pairs import crows_pairs_metric, crows_pairs_scores
+    from course_utils.data import load_crows_pairs, load_masked_lm
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device) if args.device else _best_device()
+    pairs = load_crows_pairs(args.data)
+    if args.sample is not None:
+        pairs = pairs.sample(n=min(args.sample, len(pairs)), random_state=0)
+    tokenizer, model = load_masked_lm(args.model, device=device)
+    start = time.perf_counter()
+    scores = crows_pairs_scores(model, tokenizer, pairs, batch_size=args.batch_size, progress=False)
+    seconds = time.perf_counter() - start
+    return {
+        "benchmark": "crows-pairs",
+        "model": args.model,
+        **crows_pairs_metric(scores).as_dict(),
+        "seconds": round(seconds, 1),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+
+
 # The command line ------------------------------------------------------------------------
 
 # name: (help, add its arguments, run it and return a JSON-able dict)
 SUBCOMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "yelp": ("lesson 06: transformer vs TF-IDF baseline on Yelp", _add_yelp_arguments, run_yelp),
+    "crows-pairs": (
+        "lesson 07: CrowS-Pairs bias score of a masked LM",
+        _add_crows_pairs_arguments,
+        run_crows_pairs,
+    ),
 }
 
 

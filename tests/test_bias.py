@@ -269,3 +269,28 @@ def test_bias_type_bars_draws_one_bar_per_type(tiny):
     assert len(ax.patches) == 3 and "6 pairs" in ax.get_title()
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert "gender (3)" in labels
+
+
+def test_bench_crows_pairs_prints_one_json_line(tiny, tmp_path, capsys, monkeypatch):
+    from course_utils import bench, pretrained
+
+    monkeypatch.setattr(pretrained, "_MASKED_LMS", {})
+    tokenizer, model = tiny
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    PAIRS.to_csv(tmp_path / "pairs.csv")  # with the unnamed index column, as the real file
+    argv = [
+        "crows-pairs",
+        "--model",
+        str(tmp_path / "model"),
+        "--data",
+        str(tmp_path / "pairs.csv"),
+    ]
+    assert bench.main([*argv, "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    expected = crows_pairs_metric(crows_pairs_scores(model, tokenizer, PAIRS, progress=False))
+    assert result["metric_score"] == expected.metric_score and result["num_pairs"] == len(PAIRS)
+    assert set(result["per_type"]) == {"gender", "age", "socioeconomic"}
+    assert result["seconds"] >= 0 and result["benchmark"] == "crows-pairs"
