@@ -15,6 +15,7 @@ import math
 import os
 import random
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
     "train_classifier",
     "train_or_load",
     "warmup_then_decay",
+    "word2vec_init",
 ]
 
 
@@ -56,6 +58,7 @@ class Recipe:
     warmup_fraction: float = 0.1
     clip_norm: float = 1.0
     label_smoothing: float = 0.0
+    word2vec_epochs: int = 5  # 0: random initial embeddings
     seed: int = 0
 
     def model_sizes(self) -> dict:
@@ -113,6 +116,45 @@ def length_batches(
     return batches
 
 
+def _stable_hash(text: str) -> int:
+    # gensim seeds each word's starting vector with hash(word); Python's str hash changes
+    # from one process to the next, so use one that does not.
+    return zlib.crc32(text.encode())
+
+
+def word2vec_init(
+    model: nn.Module, sequences: Sequence[Sequence[int]], *, epochs: int = 5, seed: int = 0
+) -> int:
+    """Start ``model.embedding`` from Word2Vec vectors trained on the token ids of ``sequences``.
+
+    Skip-gram with a window of 5 (lesson 01), one vector per token id that occurs; each is
+    rescaled to the embedding's initial size, 1/√d_model per entry. Tokens that never occur
+    keep their random vectors and padding stays zero. Returns how many rows were set.
+    """
+    from gensim.models import Word2Vec
+
+    sentences = [[str(token) for token in ids] for ids in sequences]
+    word2vec = Word2Vec(
+        sentences,
+        vector_size=model.d_model,
+        window=5,
+        min_count=1,
+        sg=1,
+        epochs=epochs,
+        seed=seed,
+        workers=1,  # one thread: the same vectors on every run
+        hashfxn=_stable_hash,
+    )
+    rows = torch.tensor([int(token) for token in word2vec.wv.index_to_key], dtype=torch.long)
+    vectors = torch.tensor(word2vec.wv.vectors)  # (tokens seen, d_model)
+    vectors = vectors / vectors.std(dim=1, keepdim=True) * model.d_model**-0.5
+    with torch.no_grad():
+        weight = model.embedding.weight
+        weight[rows.to(weight.device)] = vectors.to(weight.device, weight.dtype)
+        weight[model.pad_id] = 0.0
+    return len(rows)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -165,6 +207,9 @@ def train_classifier(
     set_seed(recipe.seed)
     sequences, labels = train
     labels = torch.as_tensor(list(labels), dtype=torch.long)
+    start = time.perf_counter()
+    if recipe.word2vec_epochs > 0:  # part of training, so its seconds are counted
+        word2vec_init(model, sequences, epochs=recipe.word2vec_epochs, seed=recipe.seed)
     model.to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
@@ -176,7 +221,6 @@ def train_classifier(
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     history = History()
-    start = time.perf_counter()
     bar = tqdm(total=total_steps, desc="training", disable=not progress)
     for epoch in range(recipe.epochs):
         model.train()

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from course_utils.attention import padding_mask
-from course_utils.checking import CheckFailed
 from course_utils.checkers.classifier import FORWARD_MISTAKES, POOL_MISTAKES
+from course_utils.checking import CheckFailed
 from course_utils.classifier import (
     TransformerClassifier,
     build_classifier,
