@@ -8,6 +8,7 @@ batches are padded only to their own longest review (dynamic padding).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "head_tail",
     "load_tokenizer",
     "pad_batch",
+    "train_or_load_tokenizer",
     "train_tokenizer",
 ]
 
@@ -53,6 +55,35 @@ def train_tokenizer(
         show_progress=False,
     )
     tokenizer.train_from_iterator(list(texts), trainer=trainer)
+    return tokenizer
+
+
+def train_or_load_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int = 8000,
+    *,
+    folder: str | os.PathLike,
+    min_frequency: int = 2,
+) -> Tokenizer:
+    """Load the tokenizer saved for these texts and settings, or train and save it.
+
+    Training is not exactly repeatable (tokens of equal frequency may get their ids in
+    another order), so a trained model must be kept with *its* tokenizer: the file is
+    ``folder/tokenizer-<fingerprint of texts and settings>.json``.
+    """
+    texts = list(texts)
+    digest = hashlib.sha256(f"{vocab_size} {min_frequency}".encode())
+    for text in texts:
+        digest.update(text.encode())
+        digest.update(b"\0")
+    path = Path(folder) / f"tokenizer-{digest.hexdigest()[:16]}.json"
+    if path.is_file():
+        return load_tokenizer(path)
+    tokenizer = train_tokenizer(texts, vocab_size, min_frequency=min_frequency)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.part")
+    tokenizer.save(str(temporary))
+    os.replace(temporary, path)
     return tokenizer
 
 

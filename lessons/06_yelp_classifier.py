@@ -43,7 +43,7 @@ from course_utils.exercises import check
 from course_utils.plots import confusion_heatmap, line_chart, training_curves
 from course_utils.positional import add_positional_encoding, sinusoidal_positional_encoding
 from course_utils.settings import quick, sized
-from course_utils.tokenizer import encode_reviews, pad_batch, train_tokenizer
+from course_utils.tokenizer import encode_reviews, pad_batch, train_or_load_tokenizer
 from course_utils.training import (
     default_recipe,
     evaluate,
@@ -106,11 +106,13 @@ print(
 # **Subword** tokenizers sit in between: frequent words are one token, rare ones are cut
 # into frequent pieces. We train a WordPiece vocabulary (the kind BERT uses) on our
 # training reviews with the `tokenizers` library; it takes a few seconds and needs no
-# download. Pieces that continue a word start with `##`.
+# download, and it is saved so that the model trained below always meets the same
+# vocabulary. Pieces that continue a word start with `##`.
 
 # %%
 recipe = default_recipe(device, quick=quick())
-tokenizer = train_tokenizer(train_df["text"], recipe.vocab_size)
+folder = cache_dir() / "lesson06"  # the tokenizer and the trained model are kept here
+tokenizer = train_or_load_tokenizer(train_df["text"], recipe.vocab_size, folder=folder)
 print(f"vocabulary: {tokenizer.get_vocab_size():,} tokens")
 example = "The tiramisu was unbelievably good, but the waiter was rude!!"
 print(tokenizer.encode(example).tokens)
@@ -198,7 +200,7 @@ for name, slots in (
 # a review got the *same* vector (so word order was invisible) and two identical reviews
 # in different slots of a batch got *different* ones. Look:
 
-# %%
+# %% tags=["nbval-check-output"]
 table = sinusoidal_positional_encoding(512, 8)
 x = torch.zeros(2, 5, 8)  # two identical "reviews" of five tokens
 right = add_positional_encoding(x, table)  # token t gets table[t]
@@ -406,7 +408,7 @@ history = train_or_load(
     (test_ids, test_df["label"].tolist()),
     recipe,
     device,
-    folder=cache_dir() / "lesson06",
+    folder=folder,
 )
 print(f"training took {history.seconds / 60:.1f} minutes")
 
@@ -490,6 +492,16 @@ for row, index in enumerate(shown):
         f"true {test_df['label'].iloc[index] + 1}★, predicted {guess + 1}★ "
         f"(p = {probabilities[row, guess]:.2f}): {text[:160]}..."
     )
+
+# %% [markdown]
+# Now write your own review: change the text and run the cell.
+
+# %%
+my_review = "The noodles were fine, but we waited an hour and nobody said sorry."
+with torch.no_grad():
+    ids = pad_batch(encode_reviews(tokenizer, [my_review], recipe.max_len)).to(device)
+    probabilities = model(ids).softmax(dim=-1)[0].cpu()
+print(" ".join(f"{s + 1}★ {p:.0%}" for s, p in enumerate(probabilities.tolist())))
 
 # %% [markdown] tags=["solution"]
 # **Think: why does the transformer not beat the bag of words by much?** It learns

@@ -26,6 +26,7 @@ from course_utils.tokenizer import (
     head_tail,
     load_tokenizer,
     pad_batch,
+    train_or_load_tokenizer,
     train_tokenizer,
 )
 
@@ -235,6 +236,22 @@ def test_tokenizer_trains_offline_with_the_special_tokens_first(tmp_path):
     )
     with pytest.raises(FileNotFoundError):
         load_tokenizer(tmp_path / "missing.json")
+
+
+def test_a_trained_tokenizer_is_saved_and_reused(tmp_path, monkeypatch):
+    from course_utils import tokenizer as module
+
+    first = train_or_load_tokenizer(SENTENCES, 120, folder=tmp_path, min_frequency=1)
+    assert len(list(tmp_path.glob("tokenizer-*.json"))) == 1
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the saved tokenizer should have been loaded")
+
+    monkeypatch.setattr(module, "train_tokenizer", no_training)
+    again = train_or_load_tokenizer(SENTENCES, 120, folder=tmp_path, min_frequency=1)
+    assert again.get_vocab() == first.get_vocab()
+    with pytest.raises(AssertionError, match="should have been loaded"):
+        train_or_load_tokenizer(SENTENCES[:-1], 120, folder=tmp_path, min_frequency=1)
 
 
 def test_head_tail_keeps_the_beginning_and_the_end():
