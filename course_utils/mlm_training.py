@@ -46,10 +46,10 @@ class MLMConfig:
     dropout: float = 0.0  # one pass over the data underfits: dropout would only slow learning
     max_sentences: int | None = None  # None: all 57,340 Brown sentences
     held_out: int = 1000  # sentences kept aside to measure the model
-    steps: int = 1000
-    batch_size: int = 64
+    steps: int = 2000
+    batch_size: int = 32  # for a fixed time budget, more small steps beat fewer large ones
     learning_rate: float = 1e-3
-    warmup_steps: int = 100
+    warmup_steps: int = 200
     weight_decay: float = 0.01
     mask_prob: float = 0.15
     seed: int = 0
@@ -79,9 +79,11 @@ def small_masked_lm_config() -> MLMConfig:
 
 
 def _brown_texts(max_sentences: int | None) -> list[str]:
-    from course_utils.data import brown_sentences
+    from course_utils.data import brown_corpus
 
-    sentences = brown_sentences(lowercase=False, words_only=False)[:max_sentences]
+    sentences = brown_corpus().sents()  # read lazily: a slice reads only the files it needs
+    if max_sentences is not None:
+        sentences = sentences[:max_sentences]
     # Brown writes quotation marks as `` and ''; the CrowS-Pairs sentences use ".
     return [" ".join(words).replace("``", '"').replace("''", '"') for words in sentences]
 
@@ -250,7 +252,15 @@ def small_masked_lm(
     # Write to a temporary folder and rename it, so an interrupted run leaves nothing half-saved.
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    to_huggingface(model, tokenizer).save_pretrained(partial)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar for one small file
+    try:
+        to_huggingface(model, tokenizer).save_pretrained(partial)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(partial)
     (partial / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
