@@ -84,7 +84,11 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, model_max_leng
         vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False
     )
     backend.train_from_iterator(texts, trainer)
-    return _wrap_tokenizer(backend, model_max_length)
+    # Numbered in a fixed order: specials, then the pieces sorted. (The trainer breaks ties
+    # between equally frequent pieces in a run-dependent order, so two trainings on the
+    # same text can still differ by a few rare pieces.)
+    learned = sorted(set(backend.get_vocab()) - set(SPECIAL_TOKENS))
+    return wordpiece_tokenizer([*SPECIAL_TOKENS, *learned], model_max_length)
 
 
 def wordpiece_tokenizer(vocab: Sequence[str], model_max_length: int = 128):
