@@ -6,7 +6,9 @@ notebooks/solutions` runs the long lessons at full size before teaching.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,7 +18,10 @@ SHARED = Path(os.environ.setdefault("COURSE_SHARED_DATA", str(ROOT.parent / "sha
 # Smoke-test sizes for the training lessons, and a throwaway download cache: a test run
 # never writes into the repository's data/ folder.
 os.environ.setdefault("COURSE_QUICK", "1")
-os.environ.setdefault("COURSE_DATA_DIR", tempfile.mkdtemp(prefix="course-data-"))
+if "COURSE_DATA_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="course-data-")
+    os.environ["COURSE_DATA_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 # Real data, when ../shared/data is present (it is in CI); never copied into the repo.
 for variable, relative in {
