@@ -29,6 +29,7 @@ def _add_yelp_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     parser.add_argument("--train-size", type=int, help="use only this many training reviews")
     parser.add_argument("--test-size", type=int, help="use only this many test reviews")
+    parser.add_argument("--seed", type=int, help="override the recipe's seed")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="smoke-test sizes (seconds)")
     parser.add_argument("--device", help="cpu, cuda, ... (default: the best available)")
@@ -50,6 +51,8 @@ def run_yelp(args: argparse.Namespace) -> dict:
     recipe = default_recipe(device, quick=args.quick)
     if args.epochs is not None:
         recipe = replace(recipe, epochs=args.epochs)
+    if args.seed is not None:
+        recipe = replace(recipe, seed=args.seed)
     train = load_yelp("train", path=args.train, size=args.train_size)
     test = load_yelp("test", path=args.test, size=args.test_size)
 
@@ -91,6 +94,7 @@ def run_yelp(args: argparse.Namespace) -> dict:
         "baseline_seconds": round(baseline.seconds, 1),
         "parameters": count_parameters(model),
         "epochs": recipe.epochs,
+        "seed": recipe.seed,
         "device": str(device),
         "threads": torch.get_num_threads(),
     }
@@ -112,6 +116,7 @@ def _add_crows_pairs_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="the CrowS-Pairs CSV (default: COURSE_CROWS_PAIRS or cache)")
     parser.add_argument("--sample", type=int, help="score only this many pairs (drawn with seed 0)")
     parser.add_argument("--batch-size", type=int, default=128, help="masked copies per batch")
+    parser.add_argument("--seed", type=int, help="override the recipe's seed")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", help="cpu, cuda, ... (default: the best available)")
 
