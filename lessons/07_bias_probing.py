@@ -480,11 +480,11 @@ masked_lm_probe(model, tokenizer, "The doctor picked up ___ bag.", "his, her, th
 #   in that application.
 # - *Fairness at 50.* A model can score 50 by being biased in both directions, or by
 #   knowing too little to prefer anything (a weak model's score is mostly noise).
-# - *A stable number, for a small model.* Two trainings of the small model on the same
-#   text, differing only in a few rare word pieces its tokenizer kept (the tokenizer's
-#   trainer breaks ties between equally frequent pieces in a run-dependent order),
-#   scored 50.3 and 52.7 (a third, 50.5). For a model this weak, the noise between runs
-#   is as large as the effect.
+# - *A stable number, for a small model.* Trainings of the small model on the same text
+#   differ only in a few rare word pieces its tokenizer keeps (the tokenizer's trainer
+#   breaks ties between equally frequent pieces in a run-dependent order), yet four of
+#   them scored 50.3, 52.7, 50.5 and 46.8, and their per-type scores moved by several
+#   points. For a model this weak, the noise between runs is as large as the effect.
 # - *Clean data.* A careful audit of CrowS-Pairs (Blodgett et al., 2021, "Stereotyping
 #   Norwegian Salmon") found that many pairs do not test what they claim: the two
 #   sentences differ in more than the group, the "less" sentence is sometimes odd or
@@ -528,15 +528,12 @@ masked_lm_probe(model, tokenizer, "The doctor picked up ___ bag.", "his, her, th
 #   more stereotyping sentence wins: bert-base-uncased 60.5, where 50 is no preference.
 # - The metric is evidence about a model's associations, not about harm or fairness in use.
 #
-# **Measured here** (2-core CPU shared with other jobs, no GPU, offline, so with the small
-# Brown-corpus model, in the run that built this notebook): training took 221 s (2,000
-# steps of 32 sentences; held-out masked-token accuracy 15.9%, perplexity 483), scoring
-# all 1,508 pairs took 23 s, and the whole notebook ran in 4 min 12 s from an empty
-# cache (the trained model is reused afterwards). The metric score was **50.5** (stereo
-# pairs 49.8, antistereo pairs 54.6, 2 ties). Per bias type: race-color 53.5 (516
-# pairs), gender 46.6 (262), socioeconomic 50.6 (172), nationality 49.1 (159), religion
-# 49.5 (105), age 57.5 (87), sexual orientation 42.9 (84), physical appearance 50.8 (63),
-# disability 46.7 (60). Against the paper's **60.5 for bert-base-uncased**, the small
-# model is at chance overall and within the noise for every type. Over three trainings
-# (overall 50.3, 52.7, 50.5) two patterns held: race-color above 50 each time (55.0,
-# 54.7, 53.5) and sexual orientation below (38.1, 40.5, 42.9).
+# **Measured here** (2-core CPU, no GPU, offline, so with the small Brown-corpus model):
+# training takes about 4 to 5 minutes (2,000 steps of 32 sentences; held-out
+# masked-token accuracy about 16%), scoring all 1,508 pairs under a minute, and the whole
+# notebook about 5 minutes from an empty cache (the trained model is reused afterwards).
+# The scores printed above come from the run that built this notebook; over four
+# trainings the overall score was 50.3, 52.7, 50.5 and 46.8. Against the paper's **60.5
+# for bert-base-uncased**, the small model is at chance overall and within the noise for
+# every bias type: too weak a reader of 1960s prose to have learned these associations
+# measurably.
