@@ -77,6 +77,19 @@ def test_a_model_built_from_the_data_has_one_output_per_class():
         assert model(ids).shape == (batch, 5)
 
 
+def test_a_model_built_from_a_loaded_review_file_has_five_outputs(tmp_path):
+    from course_utils.data import load_yelp
+
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("label,text\n" + "".join(f'{i % 5},"{SENTENCES[i]}"\n' for i in range(10)))
+    frame = load_yelp("train", path=reviews)
+    tokenizer = train_tokenizer(frame["text"], vocab_size=100, min_frequency=1)
+    ids = pad_batch(encode_reviews(tokenizer, frame["text"], 16))  # (10, seq)
+    model = build_classifier(tokenizer.get_vocab_size(), frame["label"], 16, d_model=16)
+    assert model.eval()(ids).shape == (10, 5)
+    assert model.max_len == 16 and model.embedding.num_embeddings == tokenizer.get_vocab_size()
+
+
 def test_build_classifier_rejects_labels_that_are_not_class_numbers():
     with pytest.raises(ValueError, match="labels"):
         build_classifier(50, [], 32)
