@@ -58,7 +58,7 @@ class Recipe:
     warmup_fraction: float = 0.1
     clip_norm: float = 1.0
     label_smoothing: float = 0.0
-    word2vec_epochs: int = 5  # 0: random initial embeddings
+    word2vec_epochs: int = 15  # 0: random initial embeddings
     seed: int = 0
 
     def model_sizes(self) -> dict:
