@@ -30,7 +30,13 @@ from course_utils.checking import (
     passed,
 )
 
-__all__ = ["ModuleCase", "build_quietly", "module_exercise", "randomise_parameters"]
+__all__ = [
+    "ModuleCase",
+    "SeededDropout",
+    "build_quietly",
+    "module_exercise",
+    "randomise_parameters",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,26 @@ class ModuleCase:
     kwargs: dict = field(default_factory=dict)
     label: str = ""
     init_kwargs: dict = field(default_factory=dict)
+
+
+class SeededDropout(nn.Dropout):
+    """Dropout whose mask depends only on ``seed`` and the input's shape: repeatable in checks.
+
+    It never draws from the global random generator, so the learner's module and the
+    reference drop exactly the same entries, and the learner's RNG is left untouched.
+    """
+
+    def __init__(self, p: float, seed: int):
+        super().__init__(p)
+        self.seed = seed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero a seeded selection of entries and rescale the rest by 1 / (1 - p) in training."""
+        if not self.training or self.p == 0:
+            return x
+        generator = torch.Generator().manual_seed(self.seed)
+        keep = torch.rand(x.shape, generator=generator) >= self.p
+        return x * keep.to(x.device) / (1 - self.p)
 
 
 def build_quietly(cls: Callable, *args, **kwargs) -> Any:
