@@ -251,8 +251,11 @@ for word in ["bank", "money", "king", "river"]:
 # (Word2Vec's arithmetic can round differently on another processor, so on your machine
 # the order of close neighbours may differ slightly from the solution notebook.)
 
+# %% [markdown]
+# **Think: how would you get better neighbours for *bank*?**
+
 # %% [markdown] tags=["solution"]
-# **Think: how would you get better neighbours for *bank*?** More text is the big lever:
+# **Answer.** More text is the big lever:
 # Word2Vec trained on billions of words separates senses far better than on one million.
 # Within Brown, more epochs or the skip-gram variant help rare words a little. But no
 # amount of data lets one vector per word hold two meanings: for that the vector must

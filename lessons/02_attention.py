@@ -291,8 +291,11 @@ def padding_mask(lengths, seq):
 # %% tags=["check"]
 check("2.3", padding_mask)
 
+# %% [markdown]
+# **Why `[None, :]` and `[:, None]`?**
+
 # %% [markdown] tags=["solution"]
-# **Why `[None, :]` and `[:, None]`?** `torch.arange(seq)[None, :]` has shape `(1, seq)` and
+# **Answer.** `torch.arange(seq)[None, :]` has shape `(1, seq)` and
 # `lengths[:, None]` has shape `(batch, 1)`; comparing them broadcasts to `(batch, seq)`,
 # entry `(b, p)` being `p < lengths[b]`.
 
@@ -339,8 +342,11 @@ attention_heatmap(weights, words, words, title="Each word attends to the other w
 # Nothing here was trained for attention: it comes
 # from word vectors alone. Learned $W_Q$ and $W_K$ will do much better in lesson 06.
 
+# %% [markdown]
+# **Think: why is the heatmap not symmetric, although $Q = K$?**
+
 # %% [markdown] tags=["solution"]
-# **Think: why is the heatmap not symmetric, although $Q = K$?** The *scores* are
+# **Answer.** The *scores* are
 # symmetric ($x_i \cdot x_j = x_j \cdot x_i$), but the softmax normalises each row
 # separately: a word with many strong matches shares its attention among them, while a
 # word with a single good match gives it most of its weight.

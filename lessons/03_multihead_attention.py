@@ -241,9 +241,11 @@ class MultiHeadAttention(nn.Module):
 # %% tags=["check"]
 check("3.3", MultiHeadAttention)
 
-# %% [markdown] tags=["solution"]
+# %% [markdown]
 # **Why does forgetting `out_proj` matter, if the heads already computed everything?**
-# Without it, output features 0–63 come only from head 0, features 64–127 only from head
+
+# %% [markdown] tags=["solution"]
+# **Answer.** Without it, output features 0–63 come only from head 0, features 64–127 only from head
 # 1, and so on: the heads never combine. `out_proj` lets every output feature draw on
 # every head, and it is where the model learns how much each head's finding counts.
 
@@ -342,9 +344,12 @@ print(f"one head's weights = normalised product of the four heads' weights: {agr
 attention_heatmap(weights[1][0, 0], words, words, title="One head over all 48 features")
 plt.show()
 
-# %% [markdown] tags=["solution"]
+# %% [markdown]
 # **Think: a word attends strongly to key A in head 0 and to key B in head 1. What does
-# the single head give it?** In the product, A is weighed down by head 1 and B by head 0,
+# the single head give it?**
+
+# %% [markdown] tags=["solution"]
+# **Answer.** In the product, A is weighed down by head 1 and B by head 0,
 # so the single head spreads its weight more evenly (or on a third word both half-like):
 # the sharp, different preferences are lost. Several heads keep them apart, and
 # `out_proj` combines the results afterwards.

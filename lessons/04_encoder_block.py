@@ -289,8 +289,11 @@ for norm_first in (False, True):
         layout = "pre-norm " if norm_first else "post-norm"
         print(f"{layout} {activation}: equal to PyTorch's layer, with and without mask: {same}")
 
+# %% [markdown]
+# **Why must every sublayer return `(batch, seq, d_model)`?**
+
 # %% [markdown] tags=["solution"]
-# **Why must every sublayer return `(batch, seq, d_model)`?** The residual adds the
+# **Answer.** The residual adds the
 # sublayer's output to its input element by element, so the shapes must match; and the
 # next block expects exactly what this block received. That is why the feed-forward
 # network goes up to `d_ff` and back down, and why multi-head attention ends with

@@ -211,9 +211,11 @@ print("dog bites man and man bites dog now differ:", gap > 1e-3)
 # out the word. Transformers therefore multiply the token embeddings by
 # $\sqrt{d_{model}}$ before adding the encodings.
 
-# %% [markdown] tags=["solution"]
+# %% [markdown]
 # **Think: why add the encodings instead of concatenating them to the embeddings?**
-# Concatenating would work too, but it widens every layer. Adding keeps `d_model`, and in
+
+# %% [markdown] tags=["solution"]
+# **Answer.** Concatenating would work too, but it widens every layer. Adding keeps `d_model`, and in
 # a space of hundreds of dimensions the model can learn to keep word and position
 # information in nearly separate directions, so little is lost by the sum.
 

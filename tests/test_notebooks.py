@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
 import pytest
 
@@ -58,6 +60,28 @@ def test_learner_notebook_has_stubs_and_no_answers(lesson):
     solution = nbformat.read(lesson.solution_path, as_version=4)
     hidden = [c for c in solution.cells if "solution" in c.metadata.get("tags", [])]
     assert len(learner.cells) == len(solution.cells) - len(hidden)
+
+
+def _questions(markdown: str) -> list[str]:
+    """Every sentence of a markdown text that ends with a question mark."""
+    return [q.strip() for q in re.findall(r"[^.!?]*\?(?=\s|\*\*|$)", markdown) if q.strip()]
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=LESSON_IDS)
+def test_every_question_in_the_source_reaches_the_learner(lesson):
+    source = jupytext.read(lesson.source)
+    learner = nbformat.read(lesson.learner_path, as_version=4)
+    learner_text = "\n".join(c.source for c in learner.cells if c.cell_type == "markdown")
+    questions = [
+        q for cell in source.cells if cell.cell_type == "markdown" for q in _questions(cell.source)
+    ]
+    missing = [q for q in questions if q not in learner_text]
+    assert not missing, f"{lesson.stem}: questions hidden from learners: {missing}"
+
+
+def test_question_finder_sees_questions_in_prose():
+    text = "A fact. **Think: why add?** Because. Is $x$ large?\nNo."
+    assert _questions(text) == ["**Think: why add?", "Is $x$ large?"]
 
 
 @pytest.mark.slow

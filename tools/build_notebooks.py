@@ -3,15 +3,32 @@
     python tools/build_notebooks.py              # every lesson: learner + executed solution
     python tools/build_notebooks.py 02 04        # only lessons 02 and 04
     python tools/build_notebooks.py --no-execute # write solutions without running them (drafting)
+    python tools/build_notebooks.py --reuse-outputs 05  # code unchanged: keep the committed outputs
     python tools/build_notebooks.py --check      # exit 1, naming the files, if anything is stale
 
 Each ``lessons/NN_slug.py`` (jupytext percent format) is the single source of truth:
 
 * ``notebooks/NN_slug.ipynb`` is the learner notebook: code between ``### BEGIN SOLUTION`` and
   ``### END SOLUTION`` in cells tagged ``exercise`` becomes ``raise NotImplementedError(...)`` at
-  the marker's indent, markdown cells tagged ``solution`` are dropped, and there are no outputs.
+  the marker's indent, markdown cells tagged ``solution`` (answers) are dropped, and there are
+  no outputs.
 * ``notebooks/solutions/NN_slug.ipynb`` is complete and executed, outputs kept, so instructors
   can read it without running it.
+
+Questions stay visible: a question for the learner goes in an ordinary markdown cell, and only
+its answer goes in the next cell, tagged ``solution``. (A separate cell rather than a collapsed
+``<details>`` block: plain markdown renders the same in Colab, JupyterLab, VS Code and GitHub,
+math included, and the answer is not one click away from a learner who has not yet thought.)
+The build rejects a ``solution`` cell that asks a question, i.e. one whose text starts with
+``**Think`` or ``**Why``, or whose first sentence ends with ``?`` (inline code and ``$math$``
+ignored; a sentence ends at ``.``, ``!`` or ``?`` followed by a space, a newline, ``**`` or the
+end of the cell).
+
+``--reuse-outputs`` skips the solution's execution when no code cell changed: if the committed
+solution notebook has exactly the same sequence of code-cell sources, its outputs and execution
+counts are copied over and only the markdown is regenerated (seconds instead of minutes). If
+any code cell differs, was added or removed, the solution is executed as usual. The outputs
+stay those of the last full run, so use it only for prose edits.
 
 Both get an "Open in Colab" badge and a guarded Colab install cell built from the repository URL
 in ``pyproject.toml`` (``[tool.course]``). Generation is byte-for-byte reproducible: cell ids are
@@ -112,6 +129,22 @@ def all_lessons() -> list[Lesson]:
     return [read_lesson(p) for p in sorted(LESSONS.glob("[0-9][0-9]_*.py"))]
 
 
+_QUESTION_LEAD = re.compile(r"^\s*\*\*\s*(Think|Why)\b")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|\*\*|$)")
+
+
+def first_sentence(markdown: str) -> str:
+    """The first sentence of a markdown text, with inline code and ``$math$`` removed."""
+    text = re.sub(r"`[^`]*`|\$\$.*?\$\$|\$[^$]*\$", "", markdown, flags=re.DOTALL).strip()
+    end = _SENTENCE_END.search(text)
+    return text[: end.end()] if end else text
+
+
+def asks_question(markdown: str) -> bool:
+    """True if a markdown text opens with a question (``**Think``/``**Why`` or a first ``?``)."""
+    return bool(_QUESTION_LEAD.match(markdown)) or first_sentence(markdown).endswith("?")
+
+
 def strip_solution(code: str, exercise_id: str, where: str) -> str:
     """Replace each BEGIN/END SOLUTION region by a NotImplementedError stub at the same indent."""
     out, inside, found = [], False, False
@@ -190,8 +223,15 @@ def build(lesson: Lesson, learner: bool) -> nbformat.NotebookNode:
                 text = strip_solution(text, exercise_id, where) if learner else drop_markers(text)
             elif BEGIN in text or END in text:
                 raise SourceError(f"{where}: solution markers outside a cell tagged 'exercise'")
-        elif "solution" in tags and learner:
-            continue
+        elif "solution" in tags:
+            if asks_question(text):
+                raise SourceError(
+                    f"{where}: a cell tagged 'solution' starts with a question "
+                    f"({first_sentence(text)[:60]!r}); learners would never see it. Put the "
+                    "question in an untagged markdown cell and only the answer in the solution cell"
+                )
+            if learner:
+                continue
         if learner:
             tags = [t for t in tags if t in LEARNER_TAGS]
         elif "check" in tags and "nbval-check-output" not in tags:
@@ -248,6 +288,21 @@ def execute(notebook: nbformat.NotebookNode, workdir: Path, timeout: int = 1200)
     return seconds
 
 
+def reuse_outputs(notebook: nbformat.NotebookNode, committed_path: Path) -> bool:
+    """Copy the committed solution's outputs into ``notebook`` if no code cell changed."""
+    if not committed_path.exists():
+        return False
+    committed = nbformat.reads(committed_path.read_text(encoding="utf-8"), as_version=4)
+    old = [c for c in committed.cells if c.cell_type == "code"]
+    new = [c for c in notebook.cells if c.cell_type == "code"]
+    if [c.source for c in old] != [c.source for c in new]:
+        return False
+    for old_cell, new_cell in zip(old, new, strict=True):
+        new_cell.outputs = copy.deepcopy(old_cell.outputs)
+        new_cell.execution_count = old_cell.execution_count
+    return True
+
+
 def readme_table(lessons: list[Lesson]) -> str:
     """The README's lesson table, one row per lesson with its Colab links."""
     rows = [
@@ -294,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("lessons", nargs="*", help="lesson numbers, e.g. 02 (default: all)")
     parser.add_argument("--no-execute", action="store_true", help="write solutions unexecuted")
+    parser.add_argument(
+        "--reuse-outputs",
+        action="store_true",
+        help="if no code cell changed, keep the committed solution outputs instead of executing",
+    )
     parser.add_argument("--check", action="store_true", help="only report stale files")
     args = parser.parse_args(argv)
 
@@ -316,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     for lesson in lessons:
         lesson.learner_path.write_text(dumps(build(lesson, learner=True)), encoding="utf-8")
         solution = build(lesson, learner=False)
-        if not args.no_execute:
+        if args.reuse_outputs and reuse_outputs(solution, lesson.solution_path):
+            print(f"{lesson.stem}: code unchanged, committed outputs reused")
+        elif not args.no_execute:
             seconds = execute(solution, SOLUTION_DIR)
             print(f"{lesson.stem}: executed in {seconds:.1f} s")
         lesson.solution_path.write_text(dumps(solution), encoding="utf-8")
