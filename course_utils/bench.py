@@ -40,10 +40,14 @@ def run_yelp(args: argparse.Namespace) -> dict:
     import torch
 
     from course_utils.classifier import build_classifier, count_parameters
+    from course_utils.classifier_metrics import (
+        classification_scores,
+        majority_baseline,
+        tfidf_baseline,
+    )
+    from course_utils.classifier_tokenizer import encode_reviews, train_tokenizer
+    from course_utils.classifier_training import default_recipe, train_classifier
     from course_utils.data import load_yelp
-    from course_utils.evaluation import classification_scores, majority_baseline, tfidf_baseline
-    from course_utils.tokenizer import encode_reviews, train_tokenizer
-    from course_utils.training import default_recipe, train_classifier
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -15,12 +15,12 @@ from typing import Any
 
 from course_utils.checkers import (
     attention,
-    bias,
     classifier,
     embeddings,
     encoder,
     multihead,
     positional,
+    probing,
 )
 from course_utils.checking import CheckFailed, Exercise
 
@@ -30,7 +30,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 EXERCISES: dict[str, Exercise] = {
     exercise.id: exercise
-    for module in (embeddings, attention, multihead, encoder, positional, classifier, bias)
+    for module in (embeddings, attention, multihead, encoder, positional, classifier, probing)
     for exercise in module.EXERCISES
 }
 

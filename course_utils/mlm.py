@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from course_utils.encoder import Encoder, LayerNorm
+from course_utils.training import IGNORE_INDEX
 
 __all__ = [
     "LAYER_NORM_EPS",
@@ -32,7 +33,6 @@ __all__ = [
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0-4, as in BERT's order
 LAYER_NORM_EPS = 1e-12  # BERT's value; nn.LayerNorm's default is 1e-5
-IGNORE_INDEX = -100  # cross_entropy skips labels equal to this: the unmasked tokens
 
 
 def _wrap_tokenizer(backend, model_max_length: int):

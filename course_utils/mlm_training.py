@@ -9,11 +9,9 @@ minutes) and reusing it afterwards, so ``load_masked_lm(folder)`` loads it exact
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +19,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from course_utils.cache import atomic_write, cache_key
 from course_utils.mlm import MaskedLanguageModel, mask_tokens, to_huggingface, train_wordpiece
 from course_utils.settings import quick
+from course_utils.training import IGNORE_INDEX, batches_forever, pad_batch, warmup_then_decay
 
 __all__ = [
     "MLMConfig",
@@ -56,8 +56,7 @@ class MLMConfig:
 
     def key(self) -> str:
         """A short hash naming this configuration's cache folder."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:10]
+        return cache_key(dataclasses.asdict(self), length=10)
 
 
 def small_masked_lm_config() -> MLMConfig:
@@ -88,28 +87,11 @@ def _brown_texts(max_sentences: int | None) -> list[str]:
     return [" ".join(words).replace("``", '"').replace("''", '"') for words in sentences]
 
 
-def _batches(lengths: list[int], batch_size: int, generator: torch.Generator):
-    """Batches of indices, endlessly: shuffled, then grouped by length to waste little padding."""
-    while True:
-        order = torch.randperm(len(lengths), generator=generator).tolist()
-        pool = batch_size * 50
-        batches = []
-        for start in range(0, len(order), pool):
-            chunk = sorted(order[start : start + pool], key=lengths.__getitem__)
-            batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-        for index in torch.randperm(len(batches), generator=generator).tolist():
-            yield batches[index]
-
-
 def _collate(sequences: list[list[int]], pad_id: int, special_ids: set[int]):
-    seq = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), seq), pad_id, dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
+    """Padded ids, where attention may look (real tokens), and which tokens may be masked."""
+    input_ids = pad_batch(sequences, pad_id)  # (batch, seq)
     attention_mask = input_ids != pad_id
-    maskable = attention_mask.clone()
-    for special in special_ids:
-        maskable &= input_ids != special
+    maskable = attention_mask & ~torch.isin(input_ids, torch.tensor(sorted(special_ids)))
     return input_ids, attention_mask, maskable
 
 
@@ -128,7 +110,7 @@ def _masked_loss(model, tokenizer, sequences, config: MLMConfig, generator, devi
     )
     inputs, labels, attention_mask = inputs.to(device), labels.to(device), attention_mask.to(device)
     hidden = model.encode(inputs, attention_mask)  # (batch, seq, d_model)
-    chosen = labels != -100
+    chosen = labels != IGNORE_INDEX
     logits = model.predict(hidden[chosen])  # (num_chosen, vocab_size)
     return F.cross_entropy(logits, labels[chosen], reduction="sum"), logits, labels[chosen]
 
@@ -182,13 +164,10 @@ def train_masked_lm(texts: list[str], tokenizer, config: MLMConfig, device=None,
         weight_decay=0.0,
     )
 
-    def schedule(step):
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        return max(0.0, (config.steps - step) / max(1, config.steps - config.warmup_steps))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    batches = _batches([len(s) for s in sequences], config.batch_size, generator)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_then_decay(step, config.warmup_steps, config.steps)
+    )
+    batches = batches_forever(sequences, config.batch_size, seed=config.seed)
     model.train()
     losses, window = [], []
     bar = tqdm(range(config.steps), desc="training the masked LM", disable=not progress)
@@ -249,22 +228,19 @@ def small_masked_lm(
         "held_out": {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()},
         "held_out_perplexity": round(math.exp(scores["loss"]), 2),
     }
-    # Write to a temporary folder and rename it, so an interrupted run leaves nothing half-saved.
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     from transformers.utils import logging as hf_logging
 
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no "Writing model shards" bar for one small file
-    try:
-        to_huggingface(model, tokenizer).save_pretrained(partial)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    tokenizer.save_pretrained(partial)
-    (partial / "training.json").write_text(json.dumps(record, indent=1) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(partial, folder)
+    # Written to a temporary folder and renamed, so an interrupted run leaves nothing half-saved.
+    with atomic_write(folder) as partial:
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # no "Writing model shards" bar for one small file
+        try:
+            to_huggingface(model, tokenizer).save_pretrained(partial)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
+        tokenizer.save_pretrained(partial)
+        (partial / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     print(
         f"Trained the small masked LM in {seconds:.0f} s; held-out masked-token accuracy "
         f"{scores['accuracy']:.1%}, perplexity {record['held_out_perplexity']}. Saved in {folder}."

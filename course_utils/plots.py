@@ -262,7 +262,8 @@ def training_curves(history, *, baseline: float | None = None, axes=None):
     """Loss per step and per epoch (left), test accuracy per epoch (right) of a training run.
 
     ``history`` has ``step_loss``, ``train_loss``, ``test_loss`` and ``test_accuracy`` lists
-    (a :class:`~course_utils.training.History`); ``baseline`` draws a reference accuracy.
+    (a :class:`~course_utils.classifier_training.History`); ``baseline`` draws a reference
+    accuracy.
     """
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 3.8))

@@ -102,10 +102,10 @@ def masked_lm_probe(
 ) -> widgets.VBox:
     """Type a sentence with a blank ``___`` and candidate words; see each one's probability.
 
-    Lesson 07. The work is done by the plain function :func:`course_utils.bias.probe_table`;
+    Lesson 07. The work is done by the plain function :func:`course_utils.probing.probe_table`;
     the table updates when Enter is pressed in either box.
     """
-    from course_utils.bias import probe_table
+    from course_utils.probing import probe_table
 
     sentence = widgets.Text(
         value=text,

@@ -32,25 +32,20 @@ import torch
 
 from course_utils import get_device, set_seed
 from course_utils.classifier import build_classifier, count_parameters
-from course_utils.data import cache_dir, load_yelp
-from course_utils.evaluation import (
+from course_utils.classifier_metrics import (
     classification_scores,
     confusion_matrix,
     majority_baseline,
     tfidf_baseline,
 )
+from course_utils.classifier_tokenizer import encode_reviews, train_or_load_tokenizer
+from course_utils.classifier_training import default_recipe, evaluate, train_or_load
+from course_utils.data import cache_dir, load_yelp
 from course_utils.exercises import check
 from course_utils.plots import confusion_heatmap, line_chart, training_curves
 from course_utils.positional import add_positional_encoding, sinusoidal_positional_encoding
 from course_utils.settings import quick, sized
-from course_utils.tokenizer import encode_reviews, pad_batch, train_or_load_tokenizer
-from course_utils.training import (
-    default_recipe,
-    evaluate,
-    length_batches,
-    train_or_load,
-    warmup_then_decay,
-)
+from course_utils.training import length_batches, pad_batch, warmup_then_decay
 
 device = get_device()
 set_seed(0)
@@ -243,8 +238,11 @@ def masked_mean_pool(hidden, mask):
 # %% tags=["check"]
 check("6.1", masked_mean_pool)
 
+# %% [markdown]
+# **Why `clamp(min=1.0)`?**
+
 # %% [markdown] tags=["solution"]
-# **Why `clamp(min=1.0)`?** A review with no real token at all would divide 0 by 0. The
+# **Answer.** A review with no real token at all would divide 0 by 0. The
 # tokenizer of this lesson never produces one (an empty review becomes `[UNK]`), but the
 # clamp costs nothing and turns such a row into zeros instead of NaN.
 
@@ -509,8 +507,11 @@ with torch.no_grad():
     probabilities = model(ids).softmax(dim=-1)[0].cpu()
 print(" ".join(f"{s + 1}★ {p:.0%}" for s, p in enumerate(probabilities.tolist())))
 
+# %% [markdown]
+# **Think: why is the transformer only about as good as the bag of words here?**
+
 # %% [markdown] tags=["solution"]
-# **Think: why is the transformer only about as good as the bag of words here?** It learns
+# **Answer.** It learns
 # everything, even what "delicious" means, from 8,000 labelled reviews, whereas the
 # baseline only has to weigh words it is given. Published results on the full Yelp data
 # (650,000 training reviews) show the gap opening with data and pre-training: a bag of

@@ -35,9 +35,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from course_utils import bias as reference  # the course's own solutions, used by demos
 from course_utils import get_device, set_seed
-from course_utils.bias import encode_with_candidate
+from course_utils import probing as reference  # the course's own solutions, used by demos
 from course_utils.crows_pairs import (
     PUBLISHED_SCORES,
     bias_type_bars,
@@ -51,6 +50,7 @@ from course_utils.exercises import check
 from course_utils.mlm import MaskedLanguageModel, mask_tokens, to_huggingface
 from course_utils.mlm_training import small_masked_lm
 from course_utils.plots import line_chart
+from course_utils.probing import encode_with_candidate
 from course_utils.settings import sized
 from course_utils.widgets import masked_lm_probe
 
@@ -289,8 +289,11 @@ for text, words in probes:
 # %%
 reference.top_predictions(model, tokenizer, "The doctor picked up ___ bag.", k=10)
 
+# %% [markdown]
+# **Think: what can four probes prove?**
+
 # %% [markdown] tags=["solution"]
-# **Think: what can four probes prove?** Very little. A different verb or noun can flip
+# **Answer.** Very little. A different verb or noun can flip
 # the preference; the model may prefer *his* everywhere simply because *his* is more
 # frequent in its training text. Single probes are anecdotes: the next sections turn
 # this into a measurement over 1,508 pairs, designed so that word frequency cancels out.
@@ -447,8 +450,11 @@ table
 # close to 60.5 (the data and the metric are the same; library versions can move a few
 # scores by rounding).
 
+# %% [markdown]
+# **Think: what should a 1960s corpus teach?**
+
 # %% [markdown] tags=["solution"]
-# **Think: what should a 1960s corpus teach?** The Brown corpus is American newspapers,
+# **Answer.** The Brown corpus is American newspapers,
 # fiction and government writing of 1961: professions mostly held by men, a racially
 # segregated society, and the vocabulary of the time. A model trained on it can only
 # reflect those regularities. But the small model is also *weak*: with a held-out

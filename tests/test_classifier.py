@@ -16,19 +16,19 @@ from course_utils.classifier import (
     count_parameters,
     masked_mean_pool,
 )
-from course_utils.evaluation import classification_scores, confusion_matrix
-from course_utils.exercises import check
-from course_utils.tokenizer import (
+from course_utils.classifier_metrics import classification_scores, confusion_matrix
+from course_utils.classifier_tokenizer import (
     CLS,
     PAD,
     UNK,
     encode_reviews,
     head_tail,
     load_tokenizer,
-    pad_batch,
     train_or_load_tokenizer,
     train_tokenizer,
 )
+from course_utils.exercises import check
+from course_utils.training import pad_batch
 
 SENTENCES = [
     "The pasta was cold and the waiter ignored us for twenty minutes.",
@@ -252,7 +252,7 @@ def test_tokenizer_trains_offline_with_the_special_tokens_first(tmp_path):
 
 
 def test_a_trained_tokenizer_is_saved_and_reused(tmp_path, monkeypatch):
-    from course_utils import tokenizer as module
+    from course_utils import classifier_tokenizer as module
 
     first = train_or_load_tokenizer(SENTENCES, 120, folder=tmp_path, min_frequency=1)
     assert len(list(tmp_path.glob("tokenizer-*.json"))) == 1

@@ -17,20 +17,20 @@ import pandas as pd
 import pytest
 import torch
 
-from course_utils import bench, training
+from course_utils import bench
+from course_utils import classifier_training as training
 from course_utils.classifier import build_classifier
-from course_utils.evaluation import classification_scores, majority_baseline, tfidf_baseline
-from course_utils.plots import confusion_heatmap, training_curves
-from course_utils.tokenizer import encode_reviews, train_tokenizer
-from course_utils.training import (
+from course_utils.classifier_metrics import classification_scores, majority_baseline, tfidf_baseline
+from course_utils.classifier_tokenizer import encode_reviews, train_tokenizer
+from course_utils.classifier_training import (
     Recipe,
     evaluate,
-    length_batches,
     train_classifier,
     train_or_load,
-    warmup_then_decay,
     word2vec_init,
 )
+from course_utils.plots import confusion_heatmap, training_curves
+from course_utils.training import length_batches, warmup_then_decay
 
 matplotlib.use("Agg")
 

@@ -8,13 +8,13 @@ batches are padded only to their own longest review (dynamic padding).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from course_utils.cache import atomic_write, cache_key
 
 __all__ = [
     "CLS",
@@ -24,7 +24,6 @@ __all__ = [
     "encode_reviews",
     "head_tail",
     "load_tokenizer",
-    "pad_batch",
     "train_or_load_tokenizer",
     "train_tokenizer",
 ]
@@ -72,18 +71,12 @@ def train_or_load_tokenizer(
     ``folder/tokenizer-<fingerprint of texts and settings>.json``.
     """
     texts = list(texts)
-    digest = hashlib.sha256(f"{vocab_size} {min_frequency}".encode())
-    for text in texts:
-        digest.update(text.encode())
-        digest.update(b"\0")
-    path = Path(folder) / f"tokenizer-{digest.hexdigest()[:16]}.json"
+    path = Path(folder) / f"tokenizer-{cache_key(vocab_size, min_frequency, texts)}.json"
     if path.is_file():
         return load_tokenizer(path)
     tokenizer = train_tokenizer(texts, vocab_size, min_frequency=min_frequency)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.part")
-    tokenizer.save(str(temporary))
-    os.replace(temporary, path)
+    with atomic_write(path) as temporary:
+        tokenizer.save(str(temporary))
     return tokenizer
 
 
@@ -134,18 +127,3 @@ def encode_reviews(
         ids = head_tail(encoding.ids, budget, head) or [unk_id]
         encoded.append([cls_id, *ids] if cls else ids)
     return encoded
-
-
-def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> torch.Tensor:
-    """Stack id lists into a ``(batch, seq)`` tensor, ``seq`` being the longest one here.
-
-    Shorter sequences are filled with ``pad_id`` at the end. A sequence with no tokens gets
-    one ``pad_id`` so that it is not empty; models treat it as a review with no words.
-    """
-    if not sequences:
-        raise ValueError("pad_batch needs at least one sequence")
-    seq = max(1, max(len(s) for s in sequences))
-    batch = torch.full((len(sequences), seq), pad_id, dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        batch[row, : len(ids)] = torch.as_tensor(list(ids), dtype=torch.long)
-    return batch

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from course_utils import bias, crows_pairs, mlm, widgets
-from course_utils.checkers.bias import _flawed_candidates, _flawed_pll
+from course_utils import crows_pairs, mlm, probing, widgets
+from course_utils.checkers.probing import _flawed_candidates, _flawed_pll
 from course_utils.crows_pairs import (
     crows_pairs_metric,
     crows_pairs_scores,
@@ -66,7 +66,7 @@ def tiny():
 
 def test_encode_with_candidate_finds_every_piece(tiny):
     tokenizer, _ = tiny
-    ids, positions = bias.encode_with_candidate(tokenizer, "The ___ said hello.", "riverbanks")
+    ids, positions = probing.encode_with_candidate(tokenizer, "The ___ said hello.", "riverbanks")
     tokens = tokenizer.convert_ids_to_tokens(ids[0].tolist())
     pieces = [tokens[p] for p in positions]
     assert len(pieces) > 1 and pieces[0] != "[CLS]" and pieces[1].startswith("##")
@@ -77,14 +77,14 @@ def test_encode_with_candidate_finds_every_piece(tiny):
 def test_a_text_needs_exactly_one_blank(tiny, text):
     tokenizer, model = tiny
     with pytest.raises(ValueError, match="exactly one blank"):
-        bias.candidate_probabilities(model, tokenizer, text, ["his"])
+        probing.candidate_probabilities(model, tokenizer, text, ["his"])
 
 
 def test_single_piece_candidate_probability_is_the_masked_prediction(tiny):
     tokenizer, model = tiny
     text = "The doctor said ___ would come back."
-    probabilities = bias.candidate_probabilities(model, tokenizer, text, ["he", "she"])
-    top = bias.top_predictions(model, tokenizer, text, k=len(tokenizer))
+    probabilities = probing.candidate_probabilities(model, tokenizer, text, ["he", "she"])
+    top = probing.top_predictions(model, tokenizer, text, k=len(tokenizer))
     for word, probability in zip(["he", "she"], probabilities.tolist(), strict=True):
         assert probability == pytest.approx(top.set_index("token").probability[word], abs=1e-4)
 
@@ -93,7 +93,7 @@ def test_multi_piece_candidates_mask_all_pieces_at_once(tiny):
     tokenizer, model = tiny
     text, candidates = "She was a ___ at the hospital.", ["nurse", "riverbanks", "doctors"]
     expected = _flawed_candidates(model, tokenizer, text, candidates)  # the plain loop
-    got = bias.candidate_probabilities(model, tokenizer, text, candidates)
+    got = probing.candidate_probabilities(model, tokenizer, text, candidates)
     torch.testing.assert_close(got, expected)
     one_at_a_time = _flawed_candidates(model, tokenizer, text, candidates, one_piece_at_a_time=True)
     assert (got[1].log() - one_at_a_time[1].log()).abs() > 1e-3  # a different quantity
@@ -103,7 +103,9 @@ def test_pseudo_log_likelihood_equals_a_plain_loop(tiny):
     tokenizer, model = tiny
     for sentence in PAIRS.sent_more:
         expected = _flawed_pll(model, tokenizer, sentence)
-        torch.testing.assert_close(bias.pseudo_log_likelihood(model, tokenizer, sentence), expected)
+        torch.testing.assert_close(
+            probing.pseudo_log_likelihood(model, tokenizer, sentence), expected
+        )
 
 
 def test_probing_works_with_a_roberta_style_tokenizer():
@@ -130,7 +132,7 @@ def test_probing_works_with_a_roberta_style_tokenizer():
         cls_token="<s>",
         sep_token="</s>",
     )
-    ids, positions = bias.encode_with_candidate(tokenizer, "The ___ said hi.", "hospitals")
+    ids, positions = probing.encode_with_candidate(tokenizer, "The ___ said hi.", "hospitals")
     pieces = tokenizer.convert_ids_to_tokens(ids[0, positions].tolist())
     assert pieces[0].startswith("Ġ") and tokenizer.convert_tokens_to_string(pieces) == " hospitals"
     config = RobertaConfig(
@@ -144,7 +146,9 @@ def test_probing_works_with_a_roberta_style_tokenizer():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = RobertaForMaskedLM(config).eval()
-    probabilities = bias.candidate_probabilities(model, tokenizer, "The ___ said hi.", ["doctor"])
+    probabilities = probing.candidate_probabilities(
+        model, tokenizer, "The ___ said hi.", ["doctor"]
+    )
     assert tokenizer.mask_token == "<mask>" and 0 < probabilities.item() < 1
     batched = crows_pairs_scores(model, tokenizer, PAIRS, progress=False)
     assert batched.equals(crows_pairs_scores_one_by_one(model, tokenizer, PAIRS))
@@ -152,11 +156,11 @@ def test_probing_works_with_a_roberta_style_tokenizer():
 
 def test_probe_table_reads_candidates_typed_as_text(tiny):
     tokenizer, model = tiny
-    table = bias.probe_table(model, tokenizer, "The doctor said ___ was back.", "he / she, they")
+    table = probing.probe_table(model, tokenizer, "The doctor said ___ was back.", "he / she, they")
     assert list(table.candidate) == ["he", "she", "they"]
     assert table.share.sum() == pytest.approx(1, abs=2e-3)
     with pytest.raises(ValueError, match="at least one candidate"):
-        bias.probe_table(model, tokenizer, "The ___ was back.", " , ")
+        probing.probe_table(model, tokenizer, "The ___ was back.", " , ")
 
 
 def test_the_probe_widget_updates_its_table(tiny):

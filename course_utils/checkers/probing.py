@@ -11,7 +11,7 @@ import functools
 
 import torch
 
-from course_utils import bias
+from course_utils import probing
 from course_utils.checking import Case, Mistake, function_exercise
 
 __all__ = ["EXERCISES"]
@@ -67,7 +67,7 @@ def _flawed_candidates(
     """Candidate probabilities with one classic mistake switched on."""
     results = []
     for candidate in candidates:
-        input_ids, positions = bias.encode_with_candidate(tokenizer, text, candidate)
+        input_ids, positions = probing.encode_with_candidate(tokenizer, text, candidate)
         targets = input_ids[0, positions]
         if single_mask:  # one [MASK] whatever the number of pieces
             input_ids = torch.cat(
@@ -280,7 +280,7 @@ def _pll_cases(generator: torch.Generator) -> list[Case]:
 EXERCISES = (
     function_exercise(
         "7.1",
-        bias.candidate_probabilities,
+        probing.candidate_probabilities,
         _candidate_cases,
         names=("probabilities",),
         mistakes=CANDIDATE_MISTAKES,
@@ -290,7 +290,7 @@ EXERCISES = (
     ),
     function_exercise(
         "7.2",
-        bias.pseudo_log_likelihood,
+        probing.pseudo_log_likelihood,
         _pll_cases,
         names=("pll",),
         mistakes=PLL_MISTAKES,
