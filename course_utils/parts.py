@@ -342,20 +342,22 @@ def _in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def keep_on_google_drive(folder: str = _DRIVE_FOLDER) -> Path:
-    """In Colab, mount Google Drive and keep the record there (it survives the session)."""
+def keep_on_google_drive(folder: str = _DRIVE_FOLDER) -> Path | None:
+    """In Colab, mount Google Drive and keep the record there; elsewhere do nothing.
+
+    Colab deletes its files when the session ends, the record with them; in your Drive it
+    survives, and every later notebook that calls this finds it again. Returns the folder
+    (None outside Colab, where the record already lives in :func:`records_dir`).
+    """
     if not _in_colab():
-        raise RuntimeError(
-            "keep_on_google_drive works in Colab only; elsewhere the record already lives "
-            f"in {records_dir()} (set COURSE_PARTS_DIR to move it)"
-        )
+        return None
     from google.colab import drive  # available in Colab only
 
-    drive.mount("/content/drive")
+    drive.mount("/content/drive")  # Colab asks you to allow access
     os.environ["COURSE_PARTS_DIR"] = folder
     Path(folder).mkdir(parents=True, exist_ok=True)
     _loaded.clear()
-    print(f"Your parts are kept in {folder} (on your Google Drive).")
+    print(f"Your parts are kept in {folder}, in your Google Drive.")
     return Path(folder)
 
 
