@@ -1,7 +1,14 @@
-"""Environment for every test run, notebooks included (nbval's kernels inherit it).
+"""The one place that sets up the environment of a test run (nbval's kernels inherit it).
+
+Data: the real files under ``../shared/data`` when they are there (``COURSE_SHARED_DATA``
+moves that folder), otherwise tiny fixtures written into a throwaway folder by
+``tests/standins/fixtures.py``, so every test runs on a fresh machine without network.
+The header of the run says which. Downloads go to a throwaway cache, never into the
+repository's ``data/``, and the network is never tried (``HF_HUB_OFFLINE=1``).
 
 Each default is set only when the variable is unset, so `COURSE_QUICK=0 pytest
-notebooks/solutions` runs the long lessons at full size before teaching.
+notebooks/solutions` runs the long lessons at full size before teaching, and a variable
+pointing at another file wins over both the shared folder and the fixtures.
 """
 
 from __future__ import annotations
@@ -13,22 +20,55 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-SHARED = Path(os.environ.setdefault("COURSE_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
+SHARED = Path(os.environ.get("COURSE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED_FILES = {
+    "NLTK_DATA": ("nltk_data", "nltk_data/corpora/brown.zip"),
+    "COURSE_YELP_TRAIN": ("yelp/kaggle_yelp10k/train.csv",) * 2,
+    "COURSE_YELP_TEST": ("yelp/kaggle_yelp10k/test.csv",) * 2,
+    "COURSE_CROWS_PAIRS": ("crows_pairs/crows_pairs_anonymized.csv",) * 2,
+}
 
-# Smoke-test sizes for the training lessons, and a throwaway download cache: a test run
-# never writes into the repository's data/ folder.
-os.environ.setdefault("COURSE_QUICK", "1")
-if "COURSE_DATA_DIR" not in os.environ:
-    _cache = tempfile.mkdtemp(prefix="course-data-")
-    os.environ["COURSE_DATA_DIR"] = _cache
-    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
-# Real data, when ../shared/data is present (it is in CI); never copied into the repo.
-for variable, relative in {
-    "NLTK_DATA": "nltk_data",
-    "COURSE_YELP_TRAIN": "yelp/kaggle_yelp10k/train.csv",
-    "COURSE_YELP_TEST": "yelp/kaggle_yelp10k/test.csv",
-    "COURSE_CROWS_PAIRS": "crows_pairs/crows_pairs_anonymized.csv",
-}.items():
-    if (SHARED / relative).exists():
-        os.environ.setdefault(variable, str(SHARED / relative))
+def _throwaway(prefix: str) -> str:
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _data_environment() -> str:
+    """Point every data variable at real or generated files; return one line saying which."""
+    os.environ.setdefault("COURSE_QUICK", "1")  # smoke-test sizes for the training lessons
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never use the network
+    if "COURSE_DATA_DIR" not in os.environ:
+        os.environ["COURSE_DATA_DIR"] = _throwaway("course-data-")
+    sources = {}
+    missing = []
+    for variable, (value, marker) in SHARED_FILES.items():
+        if variable in os.environ:
+            sources[variable] = "set before the run"
+        elif (SHARED / marker).is_file():
+            os.environ[variable] = str(SHARED / value)
+            sources[variable] = "shared"
+        else:
+            missing.append(variable)
+    if missing:
+        from tests.standins.fixtures import write_data
+
+        generated = write_data(_throwaway("course-fixtures-"))
+        for variable in missing:
+            os.environ[variable] = generated[variable]
+            sources[variable] = "fixture"
+    kinds = set(sources.values())
+    if kinds == {"shared"}:
+        return f"course data: the real files in {SHARED}"
+    if kinds == {"fixture"}:
+        return f"course data: tiny generated fixtures (no {SHARED}); numbers differ from real data"
+    return "course data: " + ", ".join(f"{v} {s}" for v, s in sources.items())
+
+
+DATA_LINE = _data_environment()
+
+
+def pytest_report_header(config) -> str:
+    """Say once, at the top of the run, which data the tests use."""
+    return DATA_LINE

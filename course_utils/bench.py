@@ -132,7 +132,8 @@ def run_crows_pairs(args: argparse.Namespace) -> dict:
     import torch
 
     from course_utils.crows_pairs import crows_pairs_metric, crows_pairs_scores
-    from course_utils.data import load_crows_pairs, load_masked_lm
+    from course_utils.data import load_crows_pairs
+    from course_utils.pretrained import load_masked_lm
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

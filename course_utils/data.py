@@ -1,4 +1,4 @@
-"""Data sets and models for the course: found locally when possible, downloaded once otherwise.
+"""Data sets for the course: found locally when possible, downloaded once otherwise.
 
 Every loader looks in the same places, in this order, and stops at the first hit:
 
@@ -10,21 +10,22 @@ Every loader looks in the same places, in this order, and stops at the first hit
 If all of them fail, :class:`~course_utils.download.DataUnavailable` says what was
 tried and exactly which file to put where. Environment variables:
 
-========================  ==========================================================
-``COURSE_DATA_DIR``       the cache folder (default: see :func:`cache_dir`)
-``NLTK_DATA``             nltk's own search path; a folder holding ``corpora/brown.zip``
-``COURSE_YELP_TRAIN``     a CSV or parquet file of Yelp reviews (``label`` 0–4, ``text``)
-``COURSE_YELP_TEST``      the same for the test split
-``COURSE_CROWS_PAIRS``    the CrowS-Pairs CSV (``crows_pairs_anonymized.csv``)
-``COURSE_MASKED_LM``      a model name or a local directory replacing ``bert-base-uncased``
-``COURSE_OFFLINE``        set to 1 to never touch the network (fail at once instead)
-========================  ==========================================================
+==========================  ========================================================
+``COURSE_DATA_DIR``         the cache folder (default: see :func:`cache_dir`)
+``NLTK_DATA``               nltk's own search path; a folder holding ``corpora/brown.zip``
+``COURSE_BROWN_URL``        where to download ``brown.zip`` from (a mirror of the same file)
+``COURSE_YELP_TRAIN``       a CSV or parquet file of Yelp reviews (``label`` 0–4, ``text``)
+``COURSE_YELP_TEST``        the same for the test split
+``COURSE_CROWS_PAIRS``      the CrowS-Pairs CSV (``crows_pairs_anonymized.csv``)
+``COURSE_CROWS_PAIRS_URL``  where to download that CSV from (a mirror of the same file)
+``COURSE_OFFLINE``          set to 1 to never touch the network (fail at once instead)
+==========================  ========================================================
+
+Pretrained models are loaded by :mod:`course_utils.pretrained`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import zipfile
 from pathlib import Path
@@ -38,33 +39,37 @@ from course_utils.download import (
     describe_error,
     download,
     env_file,
+    hub_timeouts,
+    hub_unreachable,
     offline,
     recorded_sha256,
-    socket_timeout,
-    timeout_seconds,
     unavailable,
     verify_file,
     write_with_checksum,
 )
-from course_utils.pretrained import MaskedLM, load_masked_lm
 
 __all__ = [
+    "BROWN_URL",
     "CROWS_PAIRS_URL",
     "CorruptFileError",
     "DataUnavailable",
-    "MaskedLM",
     "brown_corpus",
     "brown_sentences",
     "cache_dir",
     "lee_sentences",
     "load_crows_pairs",
-    "load_masked_lm",
     "load_yelp",
 ]
 
-BROWN_URL = "https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/packages/corpora/brown.zip"
+# Both URLs are pinned to a commit so the checksums below stay valid; the environment
+# variables point them at a mirror holding the same bytes.
+BROWN_URL = (
+    "https://raw.githubusercontent.com/nltk/nltk_data/"
+    "5db857e6f7df11eabb5e5665836db9ec8df07e28/packages/corpora/brown.zip"
+)
+BROWN_SHA256 = "9b275f9b3b95d7bd66ccfb7cd259f445a13bbe5d1f4107aba09fd3e8364bafa6"
+BROWN_BYTES = 3_314_357
 
-# Pinned to a commit so the checksum below stays valid.
 CROWS_PAIRS_URL = (
     "https://raw.githubusercontent.com/nyu-mll/crows-pairs/"
     "8aaac11c485473159ec9328a65253a5be9a479dc/data/crows_pairs_anonymized.csv"
@@ -78,21 +83,8 @@ YELP_SIZES = {"train": 10_000, "test": 5_000}
 YELP_NUM_CLASSES = 5
 
 
-# Brown corpus (lesson 01) ---------------------------------------------------------------
-
-
-def _add_nltk_search_path(nltk_dir: Path) -> None:
-    import nltk
-
-    # NLTK_DATA is read when nltk is imported; read it again in case it was set later.
-    wanted = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
-    for entry in [*wanted, str(nltk_dir)]:
-        if entry not in nltk.data.path:
-            nltk.data.path.append(entry)
-
-
-def _check_cached_brown(nltk_dir: Path) -> None:
-    zipped = nltk_dir / "corpora" / "brown.zip"
+def _check_cached_brown(zipped: Path) -> None:
+    """Raise :class:`CorruptFileError` if ``zipped`` exists but fails its CRC-32 checks."""
     if not zipped.is_file():
         return
     try:
@@ -107,63 +99,51 @@ def _check_cached_brown(nltk_dir: Path) -> None:
         )
 
 
-def _find_brown():
-    """Where nltk finds the corpus (a path pointer), or None."""
-    import nltk
-
-    # The same two places nltk.corpus.brown looks: an unzipped folder, then the zip.
-    for resource in ("corpora/brown", "corpora/brown.zip/brown/"):
-        try:
-            return nltk.data.find(resource)
-        except LookupError:
-            continue
-    return None
-
-
-def _nltk_download_brown(nltk_dir: Path) -> str | None:
-    """Run ``nltk.download("brown")`` into ``nltk_dir``; None on success, else the reason."""
-    import nltk
-
-    if offline():
-        return "skipped: COURSE_OFFLINE is set"
-    try:
-        # nltk prints its own errors even when quiet; the one message of the caller replaces them.
-        with socket_timeout(timeout_seconds()), contextlib.redirect_stderr(io.StringIO()):
-            nltk.download("brown", download_dir=str(nltk_dir), quiet=True, raise_on_error=True)
-    except Exception as error:  # nltk raises many kinds; the caller says what to do
-        return describe_error(error)
-    return None if _find_brown() else "it finished, but the corpus is still not found"
-
-
 def brown_corpus(data_dir: str | os.PathLike | None = None):
-    """A reader of the Brown corpus, downloading the corpus into the cache only if it is missing.
+    """A reader of the Brown corpus, downloading ``brown.zip`` into the cache only if it is missing.
 
     Looked for on ``NLTK_DATA``, nltk's usual folders and ``<cache>/nltk_data``; when
-    absent, ``nltk.download("brown", download_dir=<cache>/nltk_data)`` fetches it.
+    absent, ``brown.zip`` is downloaded (checksum-verified) to ``<cache>/nltk_data/corpora``.
     """
     import nltk
+    from nltk.corpus.reader import CategorizedTaggedCorpusReader
 
     nltk_dir = cache_dir(data_dir) / "nltk_data"
-    _add_nltk_search_path(nltk_dir)
-    _check_cached_brown(nltk_dir)
-    root = _find_brown()
+    target = nltk_dir / "corpora" / "brown.zip"
+    _check_cached_brown(target)
+    # NLTK_DATA is read when nltk is imported; read it again in case it was set later.
+    # (nltk.data.find opens zips only on nltk.data.path, so the folders are added there.)
+    wanted = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
+    for entry in [*wanted, str(nltk_dir)]:
+        if entry not in nltk.data.path:
+            nltk.data.path.append(entry)
+    search = list(nltk.data.path)
+
+    def find():
+        # The same two places nltk.corpus.brown looks: an unzipped folder, then the zip.
+        for resource in ("corpora/brown", "corpora/brown.zip/brown/"):
+            try:
+                return nltk.data.find(resource)
+            except LookupError:
+                continue
+        return None
+
+    root = find()
     if root is None:
-        searched = ", ".join(nltk.data.path)
-        reason = _nltk_download_brown(nltk_dir)
-        if reason is not None:
-            target = nltk_dir / "corpora" / "brown.zip"
+        url = os.environ.get("COURSE_BROWN_URL") or BROWN_URL
+        try:
+            download(url, target, sha256=BROWN_SHA256, size=BROWN_BYTES, description="brown.zip")
+        except (OSError, CorruptFileError) as error:
             raise unavailable(
                 "the Brown corpus",
                 [
-                    f"nltk's data folders ({searched}): no corpora/brown or corpora/brown.zip",
-                    f"nltk.download('brown', download_dir={str(nltk_dir)!r}) ({reason})",
+                    f"nltk's data folders ({', '.join(search)}): no corpora/brown or brown.zip",
+                    f"downloading {url} ({describe_error(error)})",
                 ],
-                f"download {BROWN_URL} and save it as {target} "
+                f"download {url} and save it as {target} "
                 "(or set NLTK_DATA to a folder holding corpora/brown.zip).",
-            )
-        root = _find_brown()
-    from nltk.corpus.reader import CategorizedTaggedCorpusReader
-
+            ) from None
+        root = find()
     # A reader of the copy just found, built like nltk.corpus.brown (whose first use
     # would pin it to whatever copy it saw first, for the rest of the process).
     return CategorizedTaggedCorpusReader(
@@ -211,9 +191,6 @@ def lee_sentences() -> list[list[str]]:
 
     with open(datapath("lee_background.cor"), encoding="utf-8", errors="replace") as handle:
         return [simple_preprocess(line) for line in handle if line.strip()]
-
-
-# Yelp reviews (lesson 06) ---------------------------------------------------------------
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -265,10 +242,14 @@ def _hub_yelp(split: str):
     """The full Yelp split from the Hugging Face hub (650,000 train or 50,000 test reviews)."""
     if offline():
         raise OSError("skipped: COURSE_OFFLINE is set")
+    reason = hub_unreachable()  # fails within the timeout, where datasets would retry
+    if reason is not None:
+        raise OSError(reason)
     import datasets
 
     # Downloaded once into Hugging Face's own cache; the course keeps only a small sample.
-    return datasets.load_dataset(YELP_DATASET, split=split)
+    with hub_timeouts():
+        return datasets.load_dataset(YELP_DATASET, split=split)
 
 
 def load_yelp(
@@ -323,13 +304,12 @@ def load_yelp(
             f"save a CSV file with columns label (0–4, stars − 1) and text as "
             f"{yelp_dir / (split + '.csv')}, or set {variable} to the path of such a file.",
         ) from None
-    subset = full.select(_balanced_subset(full["label"], wanted, seed).tolist())
-    frame = pd.DataFrame({"label": subset["label"], "text": subset["text"]})
+    # The Arrow column directly: converting 650,000 labels through Python takes seconds.
+    labels = full.with_format("arrow")["label"].to_numpy()
+    subset = full.select(_balanced_subset(labels, wanted, seed).tolist())
+    frame = subset.to_pandas()[["label", "text"]].astype({"label": "int64"})
     write_with_checksum(cached, lambda temporary: frame.to_parquet(temporary, index=False))
     return frame
-
-
-# CrowS-Pairs (lesson 07) ----------------------------------------------------------------
 
 
 def _read_crows_pairs(path: Path) -> pd.DataFrame:
@@ -349,7 +329,7 @@ def load_crows_pairs(
     """The 1,508 CrowS-Pairs sentence pairs (``sent_more``, ``sent_less``, ``bias_type`` ...).
 
     From ``path``, else ``COURSE_CROWS_PAIRS``, else the cache (checksum-verified),
-    else downloaded from the authors' repository (nyu-mll/crows-pairs).
+    else downloaded from ``COURSE_CROWS_PAIRS_URL`` or the authors' repository.
     """
     local = Path(path) if path is not None else env_file("COURSE_CROWS_PAIRS", "CrowS-Pairs")
     if local is not None:
@@ -358,18 +338,19 @@ def load_crows_pairs(
     if cached.is_file():
         verify_file(cached, sha256=CROWS_PAIRS_SHA256, size=CROWS_PAIRS_BYTES)
         return _read_crows_pairs(cached)
+    url = os.environ.get("COURSE_CROWS_PAIRS_URL") or CROWS_PAIRS_URL
     try:
-        download(CROWS_PAIRS_URL, cached, sha256=CROWS_PAIRS_SHA256, size=CROWS_PAIRS_BYTES)
-    except OSError as error:  # no network; a bad download raises CorruptFileError instead
+        download(url, cached, sha256=CROWS_PAIRS_SHA256, size=CROWS_PAIRS_BYTES)
+    except (OSError, CorruptFileError) as error:
         raise unavailable(
             "CrowS-Pairs",
             [
                 "the path argument (not given)",
                 "COURSE_CROWS_PAIRS (not set)",
                 f"the cache file {cached} (absent)",
-                f"downloading {CROWS_PAIRS_URL} ({describe_error(error)})",
+                f"downloading {url} ({describe_error(error)})",
             ],
-            f"download {CROWS_PAIRS_URL} and save it as {cached}, "
+            f"download {url} and save it as {cached}, "
             "or set COURSE_CROWS_PAIRS to the path of that file.",
         ) from None
     return _read_crows_pairs(cached)

@@ -2,8 +2,8 @@
 
 The rules every loader in :mod:`course_utils.data` relies on:
 
-* a download goes to a temporary file next to its destination and is moved into place
-  with ``os.replace`` only after its size and SHA-256 have been checked, so an
+* a download goes to a temporary file next to its destination (:func:`atomic_write`) and
+  is moved into place only after its size and SHA-256 have been checked, so an
   interrupted or corrupted download never leaves a file in the cache;
 * a cached file is checked again whenever it is used, and a mismatch raises
   :class:`CorruptFileError` naming the file and telling you to delete it;
@@ -12,7 +12,8 @@ The rules every loader in :mod:`course_utils.data` relies on:
   what was tried and exactly which file to put where.
 
 Set ``COURSE_OFFLINE=1`` to skip every network attempt, and ``COURSE_DOWNLOAD_TIMEOUT``
-(seconds, default 10) to change how long a silent connection is waited for.
+(seconds, default 10) to change how long a silent connection is waited for. Proxies
+come from the usual ``HTTPS_PROXY``, ``HTTP_PROXY`` and ``NO_PROXY`` variables.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import socket
-import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from course_utils.cache import atomic_write
 
 __all__ = [
     "CorruptFileError",
@@ -35,9 +36,10 @@ __all__ = [
     "download",
     "env_file",
     "file_sha256",
+    "hub_timeouts",
+    "hub_unreachable",
     "offline",
     "recorded_sha256",
-    "socket_timeout",
     "timeout_seconds",
     "unavailable",
     "verify_file",
@@ -116,18 +118,11 @@ def write_with_checksum(destination: Path, write: Callable[[Path], object]) -> P
     For files the course derives itself (a sample of a data set), which have no published
     checksum: ``destination.sha256`` lets :func:`recorded_sha256` catch later corruption.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.part")
     sidecar = destination.with_name(destination.name + ".sha256")
-    sidecar_temporary = sidecar.with_name(f".{sidecar.name}.part")
-    try:
+    with atomic_write(destination) as temporary:
         write(temporary)
-        sidecar_temporary.write_text(file_sha256(temporary) + "\n")
-        os.replace(sidecar_temporary, sidecar)
-        os.replace(temporary, destination)
-    finally:
-        temporary.unlink(missing_ok=True)
-        sidecar_temporary.unlink(missing_ok=True)
+        with atomic_write(sidecar) as sidecar_temporary:
+            sidecar_temporary.write_text(file_sha256(temporary) + "\n")
     return destination
 
 
@@ -179,15 +174,39 @@ def env_file(variable: str, what: str) -> Path | None:
     return path
 
 
+def hub_unreachable() -> str | None:
+    """None if the Hugging Face hub answers within the timeout, else the reason it did not.
+
+    Asked through ``huggingface_hub``'s own HTTP client, so ``HF_ENDPOINT``, ``HTTPS_PROXY``
+    and ``NO_PROXY`` count exactly as they will for the download; one try, no retries.
+    """
+    from huggingface_hub import constants, get_session
+
+    try:
+        response = get_session().head(
+            constants.ENDPOINT, timeout=timeout_seconds(), follow_redirects=False
+        )
+    except Exception as error:  # httpx raises its own kinds (ConnectError, ProxyError ...)
+        return f"{constants.ENDPOINT} unreachable ({describe_error(error)})"
+    if response.status_code >= 500:  # a proxy that cannot reach the hub answers 502 or 503
+        return f"{constants.ENDPOINT} answered HTTP {response.status_code}"
+    return None
+
+
 @contextlib.contextmanager
-def socket_timeout(seconds: float):
-    """Temporarily give sockets opened without a timeout (as nltk.download does) this one."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
+def hub_timeouts() -> Iterator[None]:
+    """Give ``huggingface_hub``'s metadata and download requests the course's timeout."""
+    from huggingface_hub import constants
+
+    names = ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT")
+    previous = {name: getattr(constants, name) for name in names}
+    for name in names:
+        setattr(constants, name, timeout_seconds())
     try:
         yield
     finally:
-        socket.setdefaulttimeout(previous)
+        for name, value in previous.items():
+            setattr(constants, name, value)
 
 
 def _urlopen(url: str, timeout: float):
@@ -223,12 +242,8 @@ def download(
     if offline():
         raise urllib.error.URLError("offline mode (COURSE_OFFLINE or HF_HUB_OFFLINE is set)")
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
-    )
-    try:
-        with os.fdopen(handle, "wb") as out, _urlopen(url, timeout_seconds()) as response:
+    with atomic_write(destination) as temporary:
+        with open(temporary, "wb") as out, _urlopen(url, timeout_seconds()) as response:
             length = response.headers.get("Content-Length") if response.headers else None
             total = int(length) if length else size
             bar = _progress_bar(total, description or destination.name)
@@ -245,13 +260,8 @@ def download(
         except CorruptFileError:
             raise CorruptFileError(
                 f"the file downloaded from {url} has the wrong size or checksum, so it was "
-                "not saved; the source may have changed or the connection was cut. "
-                "Try again later."
+                "not saved; the source may have changed or the connection was cut."
             ) from None
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return destination
 
 

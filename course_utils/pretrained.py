@@ -2,18 +2,24 @@
 
 Where a model is looked for, in order: a local directory written by ``save_pretrained``;
 Hugging Face's own cache (``HF_HOME``, shared with other projects, so a model already
-downloaded is reused); the hub. Offline, the hub is not waited for: a short connection
-test fails first and :class:`~course_utils.download.DataUnavailable` says what to do.
+downloaded is reused); the hub. Offline, the hub is not waited for: one request with the
+course's timeout (through any proxy ``huggingface_hub`` itself would use) fails first, and
+:class:`~course_utils.download.DataUnavailable` says what to do.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import NamedTuple
 
-from course_utils.download import describe_error, offline, timeout_seconds, unavailable
+from course_utils.download import (
+    describe_error,
+    hub_timeouts,
+    hub_unreachable,
+    offline,
+    unavailable,
+)
 
 __all__ = ["DEFAULT_MASKED_LM", "MaskedLM", "load_masked_lm"]
 
@@ -28,20 +34,6 @@ class MaskedLM(NamedTuple):
 
 
 _MASKED_LMS: dict[tuple[str, str], MaskedLM] = {}
-
-
-def _hub_reachable() -> str | None:
-    """None if the Hugging Face hub answers within the timeout, else the reason it did not."""
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    url = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout_seconds()).close()
-    except OSError as error:
-        return f"{url.hostname} unreachable ({describe_error(error)})"
-    return None
 
 
 def load_masked_lm(name_or_dir: str | os.PathLike | None = None, device=None) -> MaskedLM:
@@ -89,10 +81,14 @@ def load_masked_lm(name_or_dir: str | os.PathLike | None = None, device=None) ->
             loaded = load(local_files_only=True)
         except OSError as error:
             tried = [f"the Hugging Face cache (not there: {describe_error(error)[:120]})"]
-            reason = "skipped: offline mode is set" if offline() else _hub_reachable()
+            reason = "skipped: offline mode is set" if offline() else hub_unreachable()
             if reason is None:
-                loaded = load()  # downloads, with Hugging Face's own progress bars
-            else:
+                try:
+                    with hub_timeouts():
+                        loaded = load()  # downloads, with Hugging Face's own progress bars
+                except Exception as download_error:  # transformers and httpx raise many kinds
+                    reason = describe_error(download_error)
+            if reason is not None:
                 tried.append(f"downloading {name!r} from the hub ({reason})")
                 raise unavailable(f"the masked language model {name!r}", tried, fix) from None
     _MASKED_LMS[key] = loaded

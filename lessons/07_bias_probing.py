@@ -44,12 +44,13 @@ from course_utils.crows_pairs import (
     crows_pairs_scores,
     shared_positions,
 )
-from course_utils.data import DataUnavailable, load_crows_pairs, load_masked_lm
+from course_utils.data import DataUnavailable, load_crows_pairs
 from course_utils.encoder import EncoderBlock
 from course_utils.exercises import check
 from course_utils.mlm import MaskedLanguageModel, mask_tokens, to_huggingface
 from course_utils.mlm_training import small_masked_lm
 from course_utils.plots import line_chart
+from course_utils.pretrained import load_masked_lm
 from course_utils.probing import encode_with_candidate
 from course_utils.settings import sized
 from course_utils.widgets import masked_lm_probe

@@ -1,9 +1,10 @@
 """The data layer, offline: each loader from a local file, from a warm cache, and with
 neither file nor network; interrupted and corrupted downloads; the masked LM loaded once.
 
-No test touches the network: the one function that opens URLs, nltk.download and
-datasets.load_dataset are replaced by fakes. Files under ``COURSE_SHARED_DATA``
-(default ``<repo>/../shared/data``) are used when present, small fixtures otherwise.
+No test touches the network: the one function that opens URLs and datasets.load_dataset
+are replaced by fakes (tests/test_standins.py runs the real ones against local servers).
+Files under ``COURSE_SHARED_DATA`` (default ``<repo>/../shared/data``) are used when
+present, small fixtures otherwise.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ ENV_VARS = (
     "COURSE_YELP_TRAIN",
     "COURSE_YELP_TEST",
     "COURSE_CROWS_PAIRS",
+    "COURSE_CROWS_PAIRS_URL",
+    "COURSE_BROWN_URL",
     "COURSE_MASKED_LM",
     "COURSE_OFFLINE",
     "HF_HUB_OFFLINE",
@@ -47,26 +50,31 @@ def _no_network(*args, **kwargs):
     raise urllib.error.URLError("network disabled in tests")
 
 
+def _closed_port() -> int:
+    """A local port nobody listens on: connecting to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     """A fresh cache, no data env vars, and every way to the network replaced by a failure."""
     import nltk
+    from huggingface_hub import constants
 
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     cache = tmp_path / "cache"
     monkeypatch.setenv("COURSE_DATA_DIR", str(cache))
     monkeypatch.setattr(download, "_urlopen", _no_network)
-    monkeypatch.setattr(nltk, "download", _no_network)
     monkeypatch.setattr(nltk.data, "path", [])  # ignore any nltk_data folder on this machine
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     return cache
 
 
 def _files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
-
-
-# Brown -----------------------------------------------------------------------------------
 
 
 def _brown_zip(folder: Path) -> Path:
@@ -117,19 +125,15 @@ def test_brown_from_warm_cache(tmp_path, isolated):
 
 
 def test_brown_download_goes_to_the_cache_once(monkeypatch, tmp_path, isolated):
-    import nltk
-
-    calls = []
-
-    def fake_download(name, download_dir, **kwargs):
-        calls.append((name, download_dir))
-        _install_brown(Path(download_dir), tmp_path)
-        return True
-
-    monkeypatch.setattr(nltk, "download", fake_download)
+    content = _brown_zip(tmp_path).read_bytes()
+    monkeypatch.setattr(data, "BROWN_SHA256", hashlib.sha256(content).hexdigest())
+    monkeypatch.setattr(data, "BROWN_BYTES", len(content))
+    monkeypatch.setenv("COURSE_BROWN_URL", "http://mirror.test/brown.zip")
+    opened = _serve(monkeypatch, content)
     _check_brown(data.brown_sentences())
     _check_brown(data.brown_sentences())
-    assert calls == [("brown", str(isolated / "nltk_data"))]
+    assert opened == ["http://mirror.test/brown.zip"]
+    assert _files(isolated) == ["brown.zip"]
 
 
 @pytest.mark.parametrize("offline", [False, True])
@@ -141,9 +145,19 @@ def test_brown_without_file_or_network_fails_fast_with_one_message(monkeypatch, 
         data.brown_corpus()
     assert time.monotonic() - start < FAST_FAILURE_SECONDS
     message = str(failure.value)
-    assert "Tried" in message and "nltk.download('brown'" in message
-    assert str(isolated / "nltk_data" / "corpora" / "brown.zip") in message
-    assert ("COURSE_OFFLINE" if offline else "network disabled in tests") in message
+    assert "Tried" in message and f"downloading {data.BROWN_URL}" in message
+    assert f"save it as {isolated / 'nltk_data' / 'corpora' / 'brown.zip'}" in message
+    assert ("offline mode" if offline else "network disabled in tests") in message
+
+
+def test_brown_download_with_a_wrong_checksum_says_where_to_save_a_good_copy(
+    monkeypatch, tmp_path, isolated
+):
+    _serve(monkeypatch, _brown_zip(tmp_path).read_bytes())  # not the pinned file
+    with pytest.raises(DataUnavailable, match="wrong size or checksum") as failure:
+        data.brown_corpus()
+    assert f"save it as {isolated / 'nltk_data' / 'corpora' / 'brown.zip'}" in str(failure.value)
+    assert _files(isolated) == []
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
@@ -160,9 +174,6 @@ def test_brown_falls_back_to_lee_with_a_visible_notice(capsys):
     sentences = data.brown_sentences(fallback=True)
     assert "NOTICE" in capsys.readouterr().out
     assert sentences == data.lee_sentences() and len(sentences) > 200
-
-
-# Generic downloads -----------------------------------------------------------------------
 
 
 class FakeResponse(io.BytesIO):
@@ -222,17 +233,12 @@ def test_large_download_shows_a_progress_bar(monkeypatch, tmp_path, capsys):
 
 def test_closed_local_port_fails_fast(tmp_path, monkeypatch):
     monkeypatch.setattr(download, "_urlopen", REAL_URLOPEN)  # pointed at a port nobody uses
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = _closed_port()
     start = time.monotonic()
     with pytest.raises(OSError):
         download.download(f"http://127.0.0.1:{port}/file.csv", tmp_path / "file.csv")
     assert time.monotonic() - start < FAST_FAILURE_SECONDS
     assert _files(tmp_path) == []
-
-
-# CrowS-Pairs -----------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -280,6 +286,24 @@ def test_crows_pairs_downloads_once_then_uses_the_warm_cache(crows_file, monkeyp
     assert _files(isolated) == ["crows_pairs_anonymized.csv"]
 
 
+def test_crows_pairs_url_can_point_at_a_mirror(crows_file, monkeypatch, isolated):
+    monkeypatch.setenv("COURSE_CROWS_PAIRS_URL", "http://mirror.test/crows.csv")
+    opened = _serve(monkeypatch, crows_file.read_bytes())
+    assert len(data.load_crows_pairs()) == _rows(crows_file)
+    assert opened == ["http://mirror.test/crows.csv"]
+
+
+def test_crows_pairs_corrupt_download_gives_the_manual_fix(crows_file, monkeypatch, isolated):
+    content = bytearray(crows_file.read_bytes())
+    content[10] ^= 1
+    _serve(monkeypatch, bytes(content))
+    with pytest.raises(DataUnavailable, match="wrong size or checksum") as failure:
+        data.load_crows_pairs()
+    cached = isolated / "crows_pairs" / "crows_pairs_anonymized.csv"
+    assert f"download {data.CROWS_PAIRS_URL} and save it as {cached}" in str(failure.value)
+    assert _files(isolated) == []
+
+
 def test_crows_pairs_interrupted_download_leaves_no_file(crows_file, monkeypatch, isolated):
     _serve(monkeypatch, crows_file.read_bytes(), fail_after=100)
     with pytest.raises(DataUnavailable, match="connection dropped"):
@@ -313,9 +337,6 @@ def test_shared_crows_pairs_matches_the_pinned_checksum():
     if not SHARED_CROWS.is_file():
         pytest.skip(f"no shared copy at {SHARED_CROWS}")
     download.verify_file(SHARED_CROWS, sha256=data.CROWS_PAIRS_SHA256, size=data.CROWS_PAIRS_BYTES)
-
-
-# Yelp ------------------------------------------------------------------------------------
 
 
 def _yelp_file(tmp_path: Path, split: str = "train") -> Path:
@@ -394,6 +415,7 @@ def _fake_hub_dataset(monkeypatch, calls: list):
         return datasets.Dataset.from_dict({"label": labels, "text": [f"r{i}" for i in range(300)]})
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(data, "hub_unreachable", lambda: None)  # the fake needs no hub
 
 
 def test_yelp_online_sample_is_balanced_seeded_and_cached(monkeypatch, isolated):
@@ -445,15 +467,12 @@ def test_yelp_without_file_or_network_fails_fast(monkeypatch, isolated):
     assert time.monotonic() - start < FAST_FAILURE_SECONDS
     message = str(failure.value)
     assert f"as {isolated / 'yelp' / 'train.csv'}" in message and "COURSE_YELP_TRAIN" in message
-    assert "Yelp/yelp_review_full" in message and "network disabled in tests" in message
+    assert "Yelp/yelp_review_full" in message and "unreachable" in message
 
 
 def test_yelp_rejects_a_bad_split():
     with pytest.raises(ValueError, match="'validation'"):
         data.load_yelp("validation")
-
-
-# Masked language model -------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -485,23 +504,23 @@ def test_masked_lm_loads_from_a_directory_once_per_process(tiny_masked_lm, monke
     import torch
 
     monkeypatch.setattr(pretrained, "_MASKED_LMS", {})
-    tokenizer, model = data.load_masked_lm(tiny_masked_lm, device="cpu")
+    tokenizer, model = pretrained.load_masked_lm(tiny_masked_lm, device="cpu")
     assert not model.training
     ids = tokenizer("the cats sat on the mat", return_tensors="pt")["input_ids"]
     assert tokenizer.convert_ids_to_tokens(ids[0].tolist())[1:4] == ["the", "cat", "##s"]
     with torch.no_grad():
         logits = model(input_ids=ids).logits
     assert logits.shape == (1, ids.shape[1], tokenizer.vocab_size)
-    again = data.load_masked_lm(str(tiny_masked_lm), device=torch.device("cpu"))
+    again = pretrained.load_masked_lm(str(tiny_masked_lm), device=torch.device("cpu"))
     assert again.model is model and again.tokenizer is tokenizer
     monkeypatch.setenv("COURSE_MASKED_LM", str(tiny_masked_lm))
-    assert data.load_masked_lm(device="cpu").model is model
+    assert pretrained.load_masked_lm(device="cpu").model is model
 
 
 def test_masked_lm_missing_directory_fails_fast(tmp_path):
     start = time.monotonic()
     with pytest.raises(DataUnavailable, match="no such directory"):
-        data.load_masked_lm(tmp_path / "no_model", device="cpu")
+        pretrained.load_masked_lm(tmp_path / "no_model", device="cpu")
     assert time.monotonic() - start < FAST_FAILURE_SECONDS
 
 
@@ -509,17 +528,13 @@ def test_masked_lm_missing_directory_fails_fast(tmp_path):
 def test_masked_lm_from_the_hub_without_network_fails_fast(monkeypatch, offline):
     if offline:
         monkeypatch.setenv("COURSE_OFFLINE", "1")
-    monkeypatch.setattr(socket, "create_connection", _no_network)
     start = time.monotonic()
     with pytest.raises(DataUnavailable) as failure:
-        data.load_masked_lm("course-tests/no-such-model", device="cpu")
+        pretrained.load_masked_lm("course-tests/no-such-model", device="cpu")
     assert time.monotonic() - start < FAST_FAILURE_SECONDS
     message = str(failure.value)
     assert "Hugging Face cache" in message and "save_pretrained(DIR)" in message
-    assert ("offline mode" if offline else "network disabled in tests") in message
-
-
-# The cache folder ------------------------------------------------------------------------
+    assert ("offline mode" if offline else "unreachable") in message
 
 
 def test_cache_dir_precedence(monkeypatch, tmp_path):
