@@ -5,25 +5,37 @@ in this order: the type of what came back, its shape, the known mistakes (each
 recomputed on the same inputs and matched, each with its own hint), then plain
 "right shape, wrong values". Conventions:
 
-* inputs come from a local ``torch.Generator``: the learner's global RNG is never reseeded;
-* the learner's code gets clones, so it cannot change the checker's data;
+* inputs come from a local ``torch.Generator``; the whole check runs inside
+  :func:`isolated_state`, so the learner's global RNG, default dtype and grad mode are
+  exactly as they were afterwards, whatever the learner's code did;
+* the learner's code gets its own copies (modules too, deep-copied), never the objects
+  the reference runs on, and the copies are compared afterwards: an input changed in
+  place is a mistake of its own, named with the operation that changed it;
 * an untouched stub's ``NotImplementedError`` passes through unchanged;
 * a crash inside learner code keeps the learner's traceback, with a note naming the
-  call and the shapes it was given;
+  call and the type or shape of each argument;
 * a wrong answer raises :class:`CheckFailed` (an ``AssertionError``) with one sentence,
   so "Run All" stops and CI fails; a right answer prints one line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
 import inspect
 import math
+import random
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
 
 __all__ = [
     "Case",
@@ -31,10 +43,15 @@ __all__ = [
     "Exercise",
     "Mistake",
     "Run",
+    "Verdict",
     "call_learner",
+    "clone_inputs",
     "describe_value",
     "function_exercise",
+    "isolated_state",
     "judge",
+    "learner_traceback",
+    "mistake_output",
     "passed",
     "structure_verdict",
     "value_verdict",
@@ -50,6 +67,10 @@ class CheckFailed(AssertionError):
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of printing a traceback through checker internals.
         return [f"\x1b[31m✗ {self}\x1b[0m"]
+
+
+class Verdict(Exception):
+    """Raised inside a checker with the sentence a submission earns (no exercise prefix)."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +101,9 @@ class Case:
 class Exercise:
     """One exercise: its reference solution and its checker.
 
-    ``reference`` is what a correct learner would write (a function or a class);
-    ``check(submission)`` raises :class:`CheckFailed` or prints one line.
+    ``reference`` is what a correct learner would write (a function or a class).
+    ``verdict(submission)`` returns the sentence a wrong submission earns (or raises
+    :class:`Verdict` with it), or None when it is right; :meth:`check` wraps it.
     ``stub`` and ``crash`` are submissions that tests use to show a stub passes
     through and a crash is annotated.
     """
@@ -89,13 +111,26 @@ class Exercise:
     id: str
     name: str
     reference: Any
-    check: Callable[[Any], None]
+    verdict: Callable[[Any], str | None]
     mistakes: tuple[Mistake, ...] = ()
     stub: Any = None
     crash: Any = None
+    success: str = "correct on every test case."
 
-    def __call__(self, submission: Any) -> None:
-        self.check(submission)
+    def check(self, submission: Any) -> None:
+        """Raise :class:`CheckFailed` with one sentence if ``submission`` is wrong, else print."""
+        __tracebackhide__ = True  # IPython and pytest leave this frame out of tracebacks
+        with isolated_state():
+            try:
+                verdict = self.verdict(submission)
+            except Verdict as found:
+                verdict = str(found)
+            except Exception as error:
+                # A stub or a crash in learner code: keep the learner's frames only.
+                raise error.with_traceback(learner_traceback(error.__traceback__)) from None
+        if verdict is not None:
+            raise CheckFailed(f"{self.id} {self.name}: {verdict}") from None
+        passed(self.id, self.name, self.success)
 
 
 def passed(exercise_id: str, name: str, detail: str) -> None:
@@ -103,8 +138,45 @@ def passed(exercise_id: str, name: str, detail: str) -> None:
     print(f"✓ {exercise_id} {name}: {detail}")
 
 
+@contextlib.contextmanager
+def isolated_state() -> Iterator[None]:
+    """Run a check with PyTorch's defaults and leave the learner's global state as it was.
+
+    Saves and restores the global random generators (torch, ``random``, NumPy), the
+    default dtype and the grad mode; inside, the default dtype is float32 and grad is on,
+    so a check never depends on what the learner (or an earlier check) set.
+    """
+    python_state = random.getstate()
+    numpy_state = _numpy_random_state()
+    dtype, grad = torch.get_default_dtype(), torch.is_grad_enabled()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.set_default_dtype(torch.float32)
+            torch.set_grad_enabled(True)
+            yield
+    finally:
+        torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad)
+        random.setstate(python_state)
+        if numpy_state is not None:
+            import numpy
+
+            # the learner's legacy global generator is exactly what must be restored
+            numpy.random.set_state(numpy_state)  # noqa: NPY002
+
+
+def _numpy_random_state() -> Any:
+    numpy = sys.modules.get("numpy")
+    return None if numpy is None else numpy.random.get_state()
+
+
 def describe_value(value: Any) -> str:
-    """A short description of an argument: shape and dtype for tensors, repr otherwise."""
+    """A one-line description of an argument: shape and dtype for tensors, else a short repr.
+
+    Objects whose repr spans several lines or is long (models, tokenizers) are named by
+    their type alone.
+    """
     if isinstance(value, torch.Tensor):
         dtype = str(value.dtype).removeprefix("torch.")
         return f"tensor of shape {tuple(value.shape)} ({dtype})"
@@ -114,8 +186,12 @@ def describe_value(value: Any) -> str:
         and all(isinstance(v, torch.Tensor) for v in value)
     ):
         return "(" + ", ".join(describe_value(v) for v in value) + ")"
+    if isinstance(value, (nn.Module, type)) or callable(value):
+        return f"a {type(value).__name__}" if not isinstance(value, type) else value.__name__
     text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    if "\n" in text or len(text) > 60:
+        return f"a {type(value).__name__}"
+    return text
 
 
 def _describe_call(name: str, signature_of: Any, args: tuple, kwargs: dict) -> str:
@@ -128,15 +204,16 @@ def _describe_call(name: str, signature_of: Any, args: tuple, kwargs: dict) -> s
     return f"{name}({', '.join(parts)})"
 
 
-def _clone(value: Any) -> Any:
+def clone_inputs(value: Any) -> Any:
+    """A copy of a call's inputs sharing no memory with them (tensors cloned, modules copied)."""
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
-    if isinstance(value, tuple):
-        return tuple(_clone(v) for v in value)
-    if isinstance(value, list):
-        return [_clone(v) for v in value]
+    if isinstance(value, nn.Module):
+        return copy.deepcopy(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(clone_inputs(v) for v in value)
     if isinstance(value, dict):
-        return {k: _clone(v) for k, v in value.items()}
+        return {k: clone_inputs(v) for k, v in value.items()}
     return value
 
 
@@ -147,6 +224,134 @@ def _add_note(error: BaseException, note: str) -> None:
         print(note, file=sys.stderr)
 
 
+# In-place changes ----------------------------------------------------------------------------
+
+_OPERATORS = {
+    "add_": "+=",
+    "sub_": "-=",
+    "mul_": "*=",
+    "div_": "/=",
+    "true_divide_": "/=",
+    "floor_divide_": "//=",
+    "pow_": "**=",
+    "__setitem__": "item assignment [...] =",
+}
+
+
+def _is_in_place(name: str) -> bool:
+    return (name.endswith("_") and not name.endswith("__")) or name == "__setitem__"
+
+
+class _InPlaceLog(TorchFunctionMode):
+    """Record the first in-place operation applied to each watched tensor's memory."""
+
+    def __init__(self, watched: dict[int, str]):
+        super().__init__()
+        self.watched = watched  # storage address -> argument name
+        self.first: dict[str, str] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        __tracebackhide__ = True
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        targets = []
+        if _is_in_place(name) and args and isinstance(args[0], torch.Tensor):
+            targets.append(args[0])
+        out = kwargs.get("out")
+        if isinstance(out, torch.Tensor):
+            targets.append(out)
+            name = f"{name}(..., out=...)"
+        for target in targets:
+            argument = self.watched.get(_storage(target))
+            if argument is not None:
+                self.first.setdefault(argument, name)
+        return func(*args, **kwargs)
+
+
+def _storage(tensor: torch.Tensor) -> int:
+    try:
+        return tensor.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):
+        return -1
+
+
+def _describe_operation(name: str) -> str:
+    operator = _OPERATORS.get(name)
+    return f"{operator} ({name})" if operator else f".{name}"
+
+
+@dataclass
+class _Snapshot:
+    """What each argument held before the learner's call, to compare with it afterwards."""
+
+    tensors: dict[str, torch.Tensor]
+    modules: dict[str, tuple[dict[str, torch.Tensor], dict[str, bool], dict[str, torch.device]]]
+
+    @classmethod
+    def of(cls, arguments: dict[str, Any]) -> _Snapshot:
+        tensors, modules = {}, {}
+        for name, value in _flatten(arguments):
+            if isinstance(value, torch.Tensor):
+                tensors[name] = value.detach().clone()
+            elif isinstance(value, nn.Module):
+                modules[name] = (
+                    {k: v.detach().clone() for k, v in value.state_dict().items()},
+                    {k: m.training for k, m in value.named_modules()},
+                    {k: v.device for k, v in value.state_dict().items()},
+                )
+        return cls(tensors, modules)
+
+    def changes(self, arguments: dict[str, Any], log: _InPlaceLog) -> str | None:
+        """The sentence for the first argument the call changed, or None."""
+        current = dict(_flatten(arguments))
+        for name, before in self.tensors.items():
+            after = current[name]
+            if after.shape != before.shape or not torch.equal(
+                torch.nan_to_num(after.detach(), nan=0.5), torch.nan_to_num(before, nan=0.5)
+            ):
+                operation = log.first.get(name)
+                how = f" with {_describe_operation(operation)}" if operation else ""
+                return (
+                    f"your code changed its input {name} in place{how}, which corrupts the "
+                    "caller's tensor; compute a new tensor instead (y = x - m, not x -= m)."
+                )
+        for name, (state, modes, devices) in self.modules.items():
+            module = current[name]
+            new_modes = {k: m.training for k, m in module.named_modules()}
+            if new_modes != modes:
+                wanted = "training" if modes.get("", True) else "evaluation"
+                return (
+                    f"your code switched {name} out of {wanted} mode ({name}.train() or "
+                    f"{name}.eval()); leave the mode the caller chose."
+                )
+            new_state = module.state_dict()
+            if {k: v.device for k, v in new_state.items()} != devices:
+                return f"your code moved {name} to another device; leave it where it is."
+            for key, value in state.items():
+                if key not in new_state or not torch.equal(new_state[key].detach(), value):
+                    return (
+                        f"your code changed {name}'s {key} in place; a forward pass must "
+                        "leave the model's weights as they were."
+                    )
+        return None
+
+
+def _flatten(arguments: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    for name, value in arguments.items():
+        if isinstance(value, (tuple, list)):
+            for i, item in enumerate(value):
+                yield from _flatten({f"{name}[{i}]": item})
+        else:
+            yield name, value
+
+
+def _bind(signature_of: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+    try:
+        return dict(inspect.signature(signature_of).bind_partial(*args, **kwargs).arguments)
+    except (TypeError, ValueError):
+        return {**{f"argument {i + 1}": a for i, a in enumerate(args)}, **kwargs}
+
+
 def call_learner(
     function: Callable,
     name: str,
@@ -154,25 +359,96 @@ def call_learner(
     kwargs: dict | None = None,
     *,
     signature_of: Any = None,
+    inspect_call: Callable[[dict[str, Any]], str | None] | None = None,
+    mistakes: Sequence[tuple[str, Callable[[], Any]]] = (),
 ) -> Any:
-    """Call learner code on clones of the inputs.
+    """Call learner code on its own copies of the inputs, and check it left them unchanged.
 
     ``NotImplementedError`` (an untouched stub) passes through unchanged. Any other
-    exception keeps its traceback and gains a note naming the call and its shapes.
+    exception keeps its traceback and gains a note naming the call and its arguments,
+    and the hint of the first of ``mistakes``, pairs ``(hint, run)``, whose ``run()``
+    fails the same way. An input
+    changed in place (a tensor's values, a module's weights, mode or device) raises
+    :class:`Verdict` naming it; ``inspect_call(arguments)``, given the learner's copies
+    after the call, may return a verdict of its own (e.g. "you called the model").
     """
     kwargs = kwargs or {}
+    signature_of = signature_of or function
+    given_args, given_kwargs = clone_inputs(args), clone_inputs(kwargs)
+    arguments = _bind(signature_of, given_args, given_kwargs)
+    snapshot = _Snapshot.of(arguments)
+    watched = {
+        _storage(value): argument
+        for argument, value in _flatten(arguments)
+        if isinstance(value, torch.Tensor)
+    }
+    log = _InPlaceLog(watched)
     try:
-        return function(*_clone(args), **_clone(kwargs))
+        with log:
+            output = function(*given_args, **given_kwargs)
     except NotImplementedError:
         raise
     except Exception as error:
-        call = _describe_call(name, signature_of or function, args, kwargs)
-        _add_note(error, f"This error came from inside your code, when the checker called {call}.")
+        call = _describe_call(name, signature_of, args, kwargs)
+        note = f"This error came from inside your code, when the checker called {call}."
+        hint = _same_failure(error, mistakes)
+        _add_note(error, note + (f" Likely cause: {hint}" if hint else ""))
         raise
+    verdict = snapshot.changes(arguments, log) or (inspect_call and inspect_call(arguments))
+    if verdict:
+        raise Verdict(verdict)
+    return output
 
 
-def _as_tuple(output: Any) -> tuple:
-    return tuple(output) if isinstance(output, (tuple, list)) else (output,)
+def _same_failure(
+    error: Exception, mistakes: Sequence[tuple[str, Callable[[], Any]]]
+) -> str | None:
+    """The hint of the first known mistake that raises the same error on the same inputs."""
+    for hint, run in mistakes:
+        try:
+            run()
+        except Exception as other:
+            if type(other) is type(error) and str(other) == str(error):
+                return hint
+    return None
+
+
+def learner_traceback(traceback: TracebackType | None) -> TracebackType | None:
+    """The traceback without the checker's own frames (all of it if nothing else is left).
+
+    Frames of the checking machinery (this module, the registry, the checkers) are left
+    out; frames of the learner's code, and of course code the learner called, stay.
+    """
+    frames = []
+    while traceback is not None:
+        if not _is_checker_file(traceback.tb_frame.f_code.co_filename):
+            frames.append(traceback)
+        traceback = traceback.tb_next
+    if not frames:
+        return None
+    rebuilt = None
+    for frame in reversed(frames):
+        rebuilt = TracebackType(rebuilt, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+    return rebuilt
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _is_checker_file(filename: str) -> bool:
+    path = Path(filename)
+    return path in (_PACKAGE / "checking.py", _PACKAGE / "exercises.py") or (
+        path.is_relative_to(_PACKAGE / "checkers")
+    )
+
+
+# Judging outputs -----------------------------------------------------------------------------
+
+
+def _as_tuple(output: Any, count: int) -> tuple:
+    if count > 1 and isinstance(output, (tuple, list)):
+        return tuple(output)
+    return (output,)
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, atol: float, rtol: float) -> bool:
@@ -181,16 +457,6 @@ def _close(a: torch.Tensor, b: torch.Tensor, atol: float, rtol: float) -> bool:
     if a.dtype == torch.bool or b.dtype == torch.bool:
         return a.dtype == b.dtype and bool(torch.equal(a, b))
     return bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=rtol, equal_nan=True))
-
-
-def _matches(actual: tuple, expected: tuple, fields: Sequence[int] | None, atol, rtol) -> bool:
-    indices = range(len(expected)) if fields is None else fields
-    return all(
-        i < len(actual)
-        and isinstance(actual[i], torch.Tensor)
-        and _close(actual[i].detach().cpu(), expected[i].detach().cpu(), atol, rtol)
-        for i in indices
-    )
 
 
 def _largest_gap(actual: torch.Tensor, expected: torch.Tensor) -> str:
@@ -204,31 +470,67 @@ def _largest_gap(actual: torch.Tensor, expected: torch.Tensor) -> str:
     )
 
 
-def structure_verdict(actual: Any, expected: Any, names: Sequence[str]) -> str | None:
-    """Say what is wrong with the type of ``actual`` (tuple length, tensor, dtype), or None."""
-    if len(names) > 1 and not isinstance(actual, (tuple, list)):
-        return (
-            f"return a tuple ({', '.join(names)}); you returned a single {type(actual).__name__}."
-        )
-    actual_t, expected_t = _as_tuple(actual), _as_tuple(expected)
-    if len(actual_t) != len(expected_t):
-        return (
-            f"return {len(expected_t)} values ({', '.join(names)}); you returned {len(actual_t)}."
-        )
-    for value, exp, name in zip(actual_t, expected_t, names, strict=True):
+def structure_verdict(
+    actual: Any,
+    expected: Any,
+    names: Sequence[str],
+    *,
+    exact_dtype: bool = False,
+    dtypes: bool = True,
+) -> str | None:
+    """Say what is wrong with the type of ``actual`` (tuple length, tensor, dtype), or None.
+
+    ``dtypes=False`` leaves the dtypes out (only the container and tensor types).
+    """
+    count = len(names)
+    if count > 1:
+        if not isinstance(actual, (tuple, list)):
+            return (
+                f"return a tuple ({', '.join(names)}); you returned a single "
+                f"{type(actual).__name__}."
+            )
+        if len(actual) != count:
+            return f"return {count} values ({', '.join(names)}); you returned {len(actual)}."
+    for value, exp, name in zip(
+        _as_tuple(actual, count), _as_tuple(expected, count), names, strict=True
+    ):
         if not isinstance(value, torch.Tensor):
-            return f"{name} should be a torch.Tensor; you returned a {type(value).__name__}."
+            extra = (
+                " (torch.stack turns a list of tensors into one tensor)"
+                if isinstance(value, (list, tuple))
+                else ""
+            )
+            return f"{name} should be a torch.Tensor; you returned a {type(value).__name__}{extra}."
+        if not dtypes:
+            continue
         if exp.dtype == torch.bool and value.dtype != torch.bool:
             return (
                 f"{name} should be a bool tensor (True = may attend); yours has dtype "
-                f"{value.dtype}."
+                f"{str(value.dtype).removeprefix('torch.')}."
             )
         if exp.dtype != torch.bool and value.dtype == torch.bool:
             return f"{name} should hold numbers ({exp.dtype}); yours is a bool tensor."
+        if exp.is_floating_point() and not value.is_floating_point():
+            return (
+                f"{name} should hold floating-point numbers; yours has dtype "
+                f"{str(value.dtype).removeprefix('torch.')}."
+            )
+        if not exp.is_floating_point() and value.is_floating_point():
+            return (
+                f"{name} should hold integers ({str(exp.dtype).removeprefix('torch.')}); yours "
+                f"has dtype {str(value.dtype).removeprefix('torch.')}."
+            )
+        if exact_dtype and value.dtype != exp.dtype:
+            return (
+                f"{name} should be {str(exp.dtype).removeprefix('torch.')}; yours is "
+                f"{str(value.dtype).removeprefix('torch.')}."
+            )
     return None
 
 
-def value_verdict(actual: tuple, expected: tuple, names: Sequence[str], atol, rtol) -> str | None:
+def value_verdict(
+    actual: tuple, expected: tuple, names: Sequence[str], atol: float, rtol: float
+) -> str | None:
     """Say how well-typed ``actual`` differs from ``expected`` (shape, NaN, values), or None."""
     for value, exp, name in zip(actual, expected, names, strict=True):
         if value.shape != exp.shape:
@@ -239,8 +541,8 @@ def value_verdict(actual: tuple, expected: tuple, names: Sequence[str], atol, rt
     for value, exp, name in zip(actual, expected, names, strict=True):
         if value.is_floating_point() and torch.isnan(value).any() and not torch.isnan(exp).any():
             return (
-                f"{name} contains NaN where it should not: a softmax over a row of only -inf "
-                "gives NaN, so check which entries your mask removes."
+                f"{name} contains NaN where the expected values have none "
+                "(NaN comes from inf - inf, inf / inf or 0 / 0)."
             )
     for value, exp, name in zip(actual, expected, names, strict=True):
         if not _close(value, exp, atol, rtol):
@@ -261,6 +563,16 @@ class Run:
     mistake_outputs: Sequence[Any] = ()
 
 
+@dataclass
+class _Outputs:
+    """A run's values as tuples of CPU tensors, ready to compare."""
+
+    label: str
+    actual: tuple[torch.Tensor, ...]
+    expected: tuple[torch.Tensor, ...]
+    by_mistake: list[tuple]
+
+
 def judge(
     runs: Sequence[Run],
     *,
@@ -268,52 +580,90 @@ def judge(
     mistakes: Sequence[Mistake] = (),
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
+    exact_dtype: bool = False,
 ) -> str | None:
     """Return the one-sentence verdict on a submission's runs, or None if it is right.
 
     Order: the type of each result; then a known mistake that explains every run;
     then, on the first wrong run, a mistake that explains it, its shape, NaN, values.
     """
+    count = len(names)
     for run in runs:
-        verdict = structure_verdict(run.actual, run.expected, names)
+        verdict = structure_verdict(run.actual, run.expected, names, dtypes=False)
         if verdict is not None:
             return _with_label(verdict, run.label)
-    prepared = [
-        (
+
+    def as_cpu(output: Any) -> tuple:
+        return tuple(
+            v.detach().cpu() if isinstance(v, torch.Tensor) else v for v in _as_tuple(output, count)
+        )
+
+    outputs = [
+        _Outputs(
             run.label,
-            tuple(v.detach().cpu() for v in _as_tuple(run.actual)),
-            tuple(v.detach().cpu() for v in _as_tuple(run.expected)),
-            [_as_tuple(out) for out in run.mistake_outputs],
+            as_cpu(run.actual),
+            as_cpu(run.expected),
+            [as_cpu(out) for out in run.mistake_outputs],
         )
         for run in runs
     ]
-    wrong = [p for p in prepared if not _matches(p[1], p[2], None, atol, rtol)]
-    if not wrong:
-        return None
 
-    def explains(mistake_index: int, runs_to_explain) -> bool:
-        mistake = mistakes[mistake_index]
-        telling = [
-            p
-            for p in runs_to_explain
-            if not _matches(p[3][mistake_index], p[2], mistake.fields, atol, rtol)
-        ]
-        return bool(telling) and all(
-            _matches(p[1], p[3][mistake_index], mistake.fields, atol, rtol) for p in runs_to_explain
+    def same(a: tuple, b: tuple, fields: Sequence[int] | None) -> bool:
+        indices = range(count) if fields is None else fields
+        return all(
+            i < len(a)
+            and isinstance(a[i], torch.Tensor)
+            and isinstance(b[i], torch.Tensor)
+            and _close(a[i], b[i], atol, rtol)
+            for i in indices
         )
 
-    for i, mistake in enumerate(mistakes):
-        if explains(i, prepared):
-            return _with_label(mistake.hint, wrong[0][0])
-    label, actual, expected, _ = wrong[0]
-    for i, mistake in enumerate(mistakes):
-        if explains(i, [wrong[0]]):
-            return _with_label(mistake.hint, label)
-    return _with_label(value_verdict(actual, expected, names, atol, rtol) or "wrong values.", label)
+    wrong = [out for out in outputs if not same(out.actual, out.expected, None)]
+    if not wrong:
+        if exact_dtype:
+            for run in runs:
+                verdict = structure_verdict(run.actual, run.expected, names, exact_dtype=True)
+                if verdict is not None:
+                    return _with_label(verdict, run.label)
+        return None
+
+    def explains(index: int, group: list[_Outputs]) -> bool:
+        """The mistake reproduces the submission on every run of ``group``, and differs
+        from the reference on at least one of them."""
+        fields = mistakes[index].fields
+        telling = [o for o in group if not same(o.by_mistake[index], o.expected, fields)]
+        return bool(telling) and all(same(o.actual, o.by_mistake[index], fields) for o in group)
+
+    for index, mistake in enumerate(mistakes):
+        if explains(index, outputs):
+            return _with_label(mistake.hint, wrong[0].label)
+    for run in runs:
+        verdict = structure_verdict(run.actual, run.expected, names, exact_dtype=exact_dtype)
+        if verdict is not None:
+            return _with_label(verdict, run.label)
+    first = wrong[0]
+    for index, mistake in enumerate(mistakes):
+        if explains(index, [first]):
+            return _with_label(mistake.hint, first.label)
+    verdict = value_verdict(first.actual, first.expected, names, atol, rtol)
+    return _with_label(verdict or "wrong values.", first.label)
 
 
 def _with_label(verdict: str, label: str) -> str:
     return f"{verdict} (test case: {label})" if label else verdict
+
+
+def mistake_output(submission: Callable, args: tuple, kwargs: dict) -> Any:
+    """What a known mistake returns on these inputs (their copies), or None where it fails."""
+    try:
+        return submission(*clone_inputs(args), **clone_inputs(kwargs))
+    except Exception:  # the mistake does not apply to these inputs (shapes that do not fit)
+        return None
+
+
+def stub(*args: Any, **kwargs: Any) -> Any:
+    """An untouched exercise cell: it raises ``NotImplementedError``."""
+    raise NotImplementedError("Exercise not done yet: replace this line with your code.")
 
 
 def function_exercise(
@@ -326,43 +676,59 @@ def function_exercise(
     seed: int = 0,
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
+    exact_dtype: bool = False,
+    inspect_call: Callable[[dict[str, Any]], str | None] | None = None,
+    crash: Callable | None = None,
     success: str = "",
 ) -> Exercise:
     """Build an :class:`Exercise` for a function the learner writes.
 
     ``cases(generator)`` returns the inputs to try; the same cases are built afresh
-    from ``seed`` for every check, so a learner's global RNG is never touched.
+    from ``seed`` for every check, so a learner's global RNG is never touched. The
+    reference and each mistake run on their own copies of the inputs too.
+    ``exact_dtype`` makes a float64 answer wrong where float32 is asked for.
     """
     name = reference.__name__
     mistakes = tuple(mistakes)
 
-    def check(submission: Callable) -> None:
-        if not callable(submission):
-            raise CheckFailed(
-                f'{exercise_id} {name}: pass the function itself (e.g. check("{exercise_id}", '
-                f"{name})); you passed a {type(submission).__name__}."
+    def verdict(submission: Callable) -> str | None:
+        if not callable(submission) or isinstance(submission, nn.Module):
+            return (
+                f'pass the function itself (e.g. check("{exercise_id}", {name})); you passed '
+                f"a {type(submission).__name__}."
             )
         generator = torch.Generator().manual_seed(seed)
         runs = []
         for case in cases(generator):
-            actual = call_learner(submission, name, case.args, case.kwargs, signature_of=reference)
-            runs.append(
-                Run(
-                    case.label,
-                    actual,
-                    reference(*_clone(case.args), **_clone(case.kwargs)),
-                    [m.submission(*_clone(case.args), **_clone(case.kwargs)) for m in mistakes],
-                )
+            actual = call_learner(
+                submission,
+                name,
+                case.args,
+                case.kwargs,
+                signature_of=reference,
+                inspect_call=inspect_call,
+                mistakes=[
+                    (m.hint, functools.partial(m.submission, *case.args, **case.kwargs))
+                    for m in mistakes
+                ],
             )
-        verdict = judge(runs, names=names, mistakes=mistakes, atol=atol, rtol=rtol)
-        if verdict is not None:
-            raise CheckFailed(f"{exercise_id} {name}: {verdict}")
-        passed(exercise_id, name, success or f"correct on all {len(runs)} test cases.")
+            expected = reference(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+            outputs = [mistake_output(m.submission, case.args, case.kwargs) for m in mistakes]
+            runs.append(Run(case.label, actual, expected, outputs))
+        return judge(
+            runs, names=names, mistakes=mistakes, atol=atol, rtol=rtol, exact_dtype=exact_dtype
+        )
 
-    def stub(*args, **kwargs):
-        raise NotImplementedError("Exercise not done yet: replace this line with your code.")
-
-    def crash(*args, **kwargs):
+    def default_crash(*args: Any, **kwargs: Any) -> Any:
         return args[0][("not", "an", "index")]  # a typical learner slip: a bad index
 
-    return Exercise(exercise_id, name, reference, check, mistakes, stub=stub, crash=crash)
+    return Exercise(
+        exercise_id,
+        name,
+        reference,
+        verdict,
+        mistakes,
+        stub=stub,
+        crash=crash or default_crash,
+        success=success or "correct on every test case.",
+    )

@@ -41,6 +41,7 @@ def check(exercise_id: str, submission: Any) -> None:
     Prints one line when it is right; raises :class:`CheckFailed` with one sentence
     when it is wrong. An untouched stub's ``NotImplementedError`` passes through.
     """
+    __tracebackhide__ = True  # IPython and pytest leave this frame out of tracebacks
     try:
         exercise = EXERCISES[exercise_id]
     except KeyError:

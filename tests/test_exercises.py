@@ -1,9 +1,15 @@
 """Every registered exercise: the reference passes, every known mistake fails with its
-own hint, an untouched stub passes through, and a crash keeps a note naming the call."""
+own hint, an untouched stub passes through, a crash keeps a note naming the call, inputs
+changed in place are caught, and no check changes the learner's global state."""
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from course_utils.checking import CheckFailed
 from course_utils.exercises import EXERCISES, check
@@ -30,19 +36,147 @@ def test_reference_passes(exercise_id, capsys):
     assert out.startswith(f"✓ {exercise_id} ") and out.count("\n") == 1
 
 
+def verdict_of(exercise_id, submission) -> str:
+    """The sentence a wrong submission earns: the failure, or the note on its crash."""
+    try:
+        check(exercise_id, submission)
+    except CheckFailed as failure:
+        return str(failure)
+    except NotImplementedError:
+        raise
+    except Exception as crash:  # a mistake that makes the code crash: the note names it
+        return " ".join(getattr(crash, "__notes__", [])) or repr(crash)
+    return "passed"
+
+
 @pytest.mark.parametrize(("exercise", "mistake"), MISTAKES)
 def test_each_mistake_gets_its_own_hint(exercise, mistake):
-    with pytest.raises(CheckFailed) as failure:
-        check(exercise.id, mistake.submission)
-    message = str(failure.value)
+    message = verdict_of(exercise.id, mistake.submission)
     assert mistake.hint in message, f"{mistake.name!r} got another verdict: {message}"
     assert "\n" not in message
 
 
 @pytest.mark.parametrize("exercise_id", EXERCISE_IDS)
-def test_hints_are_distinct(exercise_id):
-    hints = [m.hint for m in EXERCISES[exercise_id].mistakes]
-    assert len(hints) == len(set(hints))
+def test_mistake_names_are_distinct(exercise_id):
+    # Several forms of one mistake may share a hint; each form has its own name.
+    names = [m.name for m in EXERCISES[exercise_id].mistakes]
+    assert len(names) == len(set(names))
+
+
+def global_state() -> tuple:
+    return (
+        torch.get_rng_state(),
+        random.getstate(),
+        np.random.get_state()[1].copy(),  # noqa: NPY002 (the learner's legacy global RNG)
+        torch.get_default_dtype(),
+        torch.is_grad_enabled(),
+    )
+
+
+def assert_same_state(before: tuple) -> None:
+    after = global_state()
+    assert torch.equal(before[0], after[0]), "the torch RNG changed"
+    assert before[1] == after[1], "Python's random changed"
+    assert np.array_equal(before[2], after[2]), "NumPy's RNG changed"
+    assert before[3:] == after[3:], "the default dtype or the grad mode changed"
+
+
+def state_changing(exercise):
+    """The reference, rewritten to draw from every global RNG and to switch grad off."""
+    reference = exercise.reference
+
+    def meddle():
+        torch.rand(3)
+        random.random()
+        np.random.rand()  # noqa: NPY002
+        torch.set_grad_enabled(False)
+
+    if isinstance(reference, type):
+
+        class Meddling(reference):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                meddle()
+
+        return Meddling
+
+    def meddling(*args, **kwargs):
+        meddle()
+        return reference(*args, **kwargs)
+
+    return meddling
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISE_IDS)
+def test_no_check_changes_global_state(exercise_id, capsys):
+    exercise = EXERCISES[exercise_id]
+    torch.manual_seed(1234)
+    submissions = [exercise.reference, exercise.stub, exercise.crash, state_changing(exercise)]
+    submissions += [m.submission for m in exercise.mistakes[:3]]
+    for submission in submissions:
+        before = global_state()
+        try:
+            check(exercise_id, submission)
+        except Exception:  # verdicts, stubs and crashes alike must leave the state alone
+            pass
+        assert_same_state(before)
+    # The meddling (but right) submission passed: a check runs in its own state.
+    assert capsys.readouterr().out.count("✓") == 2
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISE_IDS)
+def test_check_ignores_the_learners_default_dtype_and_grad_mode(exercise_id, capsys):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with torch.no_grad():
+            check(exercise_id, EXERCISES[exercise_id].reference)
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+    assert capsys.readouterr().out.startswith(f"✓ {exercise_id}")
+
+
+def in_place(exercise):
+    """The reference, rewritten to change its first input in place after computing."""
+    reference = exercise.reference
+    if isinstance(reference, type):
+
+        class Mutating(reference):
+            def forward(self, query, *args, **kwargs):
+                output = super().forward(query, *args, **kwargs)
+                query.mul_(2)
+                return output
+
+        return Mutating
+
+    def mutating(*args, **kwargs):
+        output = reference(*args, **kwargs)
+        for value in args:
+            if isinstance(value, torch.Tensor):
+                value.mul_(2)
+                break
+            if isinstance(value, nn.Module):
+                with torch.no_grad():
+                    next(value.parameters()).mul_(2)
+                break
+        return output
+
+    return mutating
+
+
+NO_INPUT_TO_CHANGE = {
+    "2.2": "causal_mask takes only an int",
+    "3.4": "loading weights into the layer is the exercise's job",
+    "5.1": "the table's function takes only ints",
+}
+
+
+@pytest.mark.parametrize("exercise_id", [i for i in EXERCISE_IDS if i not in NO_INPUT_TO_CHANGE])
+def test_inputs_changed_in_place_are_named(exercise_id):
+    message = verdict_of(exercise_id, in_place(EXERCISES[exercise_id]))
+    assert "in place" in message, message
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize("exercise_id", EXERCISE_IDS)

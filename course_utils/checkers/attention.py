@@ -24,17 +24,31 @@ def _flawed_attention(
     invert_mask=False,
     mask_after_softmax=False,
     softmax=True,
+    use_mask=True,
+    additive=False,
+    transpose=(-2, -1),
+    output_from_scores=False,
+    naive_softmax=False,
 ):
     """Attention with one classic mistake switched on; used to recognise that mistake."""
-    scale = math.sqrt(query.size(-1)) if scale is None else scale(query, value)
-    scores = query @ key.transpose(-2, -1) / scale
+    scale = math.sqrt(query.size(-1)) if scale is None else scale(query, key, value)
+    scores = query @ key.transpose(*transpose) / scale
+    if not use_mask:
+        mask = None
     blocked = None if mask is None else (mask if invert_mask else ~mask)
-    if blocked is not None and not mask_after_softmax:
+    if additive and mask is not None:  # the mask itself added, as a float: mask * -1e9
+        scores = scores + mask.float() * -1e9
+    elif blocked is not None and not mask_after_softmax:
         scores = scores.masked_fill(blocked, fill)
-    weights = torch.softmax(scores, dim=softmax_dim) if softmax else scores
+    if not softmax:
+        weights = scores
+    elif naive_softmax:
+        weights = scores.exp() / scores.exp().sum(dim=softmax_dim, keepdim=True)
+    else:
+        weights = torch.softmax(scores, dim=softmax_dim)
     if blocked is not None and mask_after_softmax:
         weights = weights.masked_fill(blocked, 0.0)
-    return weights @ value, weights
+    return (scores if output_from_scores else weights) @ value, weights
 
 
 def _mistake(name, hint, fields=None, **flaw):
@@ -50,22 +64,73 @@ def _weights_for_output(query, key, value, mask=None):
     return weights, output
 
 
+INVERTED_HINT = (
+    "your mask is inverted: True means a query MAY attend to that key, so fill the "
+    "scores where the mask is False (scores.masked_fill(~mask, float('-inf')))."
+)
+
 ATTENTION_MISTAKES = (
     _mistake(
         "no scaling",
         "your scores are not scaled: divide query @ key.T by √d_k, where d_k = query.size(-1).",
-        scale=lambda q, v: 1.0,
+        scale=lambda q, k, v: 1.0,
     ),
     _mistake(
         "divided by d",
         "you divided the scores by d_k; divide by its square root, math.sqrt(d_k).",
-        scale=lambda q, v: q.size(-1),
+        scale=lambda q, k, v: q.size(-1),
     ),
     _mistake(
         "scaled by d_v",
         "scale by √d_k, the feature size of queries and keys (query.size(-1)), "
         "not by the size of the values.",
-        scale=lambda q, v: math.sqrt(v.size(-1)),
+        scale=lambda q, k, v: math.sqrt(v.size(-1)),
+    ),
+    _mistake(
+        "rounded square root",
+        "your √d_k was rounded to a whole number (int(math.sqrt(d_k)) or math.isqrt); √8 is "
+        "2.83, not 2: divide by math.sqrt(d_k) as it is.",
+        scale=lambda q, k, v: math.isqrt(q.size(-1)),
+    ),
+    _mistake(
+        "d ** 1/2",
+        "d_k ** 1/2 means (d_k ** 1) / 2, that is d_k / 2; write d_k ** 0.5 or math.sqrt(d_k).",
+        scale=lambda q, k, v: q.size(-1) / 2,
+    ),
+    _mistake(
+        "scaled by the number of keys",
+        "you scaled by the square root of the number of keys; scale by √d_k, the feature "
+        "size of queries and keys, query.size(-1).",
+        scale=lambda q, k, v: math.sqrt(k.size(-2)),
+    ),
+    _mistake(
+        "multiplied by √d",
+        "you multiplied the scores by √d_k; divide by it.",
+        scale=lambda q, k, v: 1 / math.sqrt(q.size(-1)),
+    ),
+    _mistake(
+        "mask ignored",
+        "your function ignores mask: fill the scores where mask is False with float('-inf') "
+        "before the softmax (scores.masked_fill(~mask, float('-inf'))).",
+        use_mask=False,
+    ),
+    _mistake(
+        "key transposed with transpose(1, 2)",
+        "key.transpose(1, 2) swaps the wrong axes once there are heads (or none once there "
+        "is no batch axis); key.transpose(-2, -1) swaps the last two, whatever comes before.",
+        transpose=(1, 2),
+    ),
+    _mistake(
+        "key transposed with transpose(0, 1)",
+        "key.transpose(0, 1) swaps the wrong axes when there is a batch axis; "
+        "key.transpose(-2, -1) swaps the last two, whatever comes before.",
+        transpose=(0, 1),
+    ),
+    _mistake(
+        "overflowing softmax",
+        "your softmax overflows on large scores (NaN): use torch.softmax, which subtracts "
+        "each row's maximum before exp.",
+        naive_softmax=True,
     ),
     _mistake(
         "softmax over queries",
@@ -74,16 +139,18 @@ ATTENTION_MISTAKES = (
         softmax_dim=-2,
     ),
     _mistake(
+        "softmax over dim=1",
+        "softmax(..., dim=1) picks a different axis for each number of leading axes; each "
+        "query's weights must sum to 1 over the keys, the last axis: dim=-1.",
+        softmax_dim=1,
+    ),
+    _mistake(
         "no softmax",
         "your weights are raw scores; turn them into probabilities with a softmax over the keys.",
         softmax=False,
     ),
-    _mistake(
-        "mask inverted",
-        "your mask is inverted: True means a query MAY attend to that key, so fill the "
-        "scores where the mask is False (scores.masked_fill(~mask, float('-inf'))).",
-        invert_mask=True,
-    ),
+    _mistake("mask inverted", INVERTED_HINT, invert_mask=True),
+    _mistake("mask inverted, -1e9", INVERTED_HINT, invert_mask=True, fill=-1e9),
     _mistake(
         "masked scores set to 0",
         "you set masked scores to 0, but exp(0) = 1 still gives them weight; "
@@ -95,6 +162,18 @@ ATTENTION_MISTAKES = (
         "you masked after the softmax, so the remaining weights no longer sum to 1; "
         "mask the scores before the softmax.",
         mask_after_softmax=True,
+    ),
+    _mistake(
+        "mask added as mask * -1e9",
+        INVERTED_HINT,
+        additive=True,
+    ),
+    _mistake(
+        "output from the scores",
+        "your output mixes the values with the raw scores; mix them with the weights (after "
+        "the softmax): output = weights @ value.",
+        output_from_scores=True,
+        fields=(0,),
     ),
     Mistake(
         "weights returned as output",
@@ -112,6 +191,7 @@ def _attention_cases(gen: torch.Generator) -> list[Case]:
 
     causal = attention.causal_mask(6)
     padding = attention.padding_mask(torch.tensor([5, 3]), 6)[:, None, :]  # (batch, 1, seq_k)
+    left = attention.padding_mask(torch.tensor([6, 4, 2]), 6).flip(-1)[:, None, None, :]
     return [
         Case((randn(2, 4, 16), randn(2, 6, 16), randn(2, 6, 5)), label="no mask, 3-D"),
         Case(
@@ -129,13 +209,28 @@ def _attention_cases(gen: torch.Generator) -> list[Case]:
             {"mask": padding},
             label="padding mask of shape (2, 1, 6)",
         ),
+        Case(
+            (randn(3, 2, 4, 8, scale=2.0), randn(3, 2, 6, 8, scale=2.0), randn(3, 2, 6, 5)),
+            {"mask": left},
+            label="left padding, mask (3, 1, 1, 6), 4-D",
+        ),
+        Case(
+            (randn(1, 3, 64, scale=12.0), randn(1, 5, 64, scale=12.0), randn(1, 5, 4)),
+            label="large scores (entries of size 12, d_k=64)",
+        ),
     ]
 
 
 def _flawed_causal(kind):
     def submission(seq, device=None):
         ones = torch.ones(seq, seq, dtype=torch.bool, device=device)
-        return {"inverted": ones.triu(1), "upper": ones.triu(), "no diagonal": ones.tril(-1)}[kind]
+        return {
+            "inverted": lambda: ones.triu(1),
+            "upper": lambda: ones.triu(),
+            "no diagonal": lambda: ones.tril(-1),
+            "one step ahead": lambda: ones.tril(1),
+            "extra axis": lambda: ones.tril()[None],
+        }[kind]()
 
     return submission
 
@@ -159,6 +254,18 @@ CAUSAL_MISTAKES = (
         "so keep the diagonal (torch.tril with diagonal=0).",
         _flawed_causal("no diagonal"),
     ),
+    Mistake(
+        "one step ahead",
+        "your mask lets each position see one step into the future (tril with diagonal=1); "
+        "keep only the diagonal and below, torch.tril(..., diagonal=0).",
+        _flawed_causal("one step ahead"),
+    ),
+    Mistake(
+        "extra axis",
+        "your mask has an extra leading axis; return shape (seq, seq), which broadcasts "
+        "over batches and heads by itself.",
+        _flawed_causal("extra axis"),
+    ),
 )
 
 
@@ -169,11 +276,16 @@ def _causal_cases(gen: torch.Generator) -> list[Case]:
 def _flawed_padding(kind):
     def submission(lengths, seq):
         positions = torch.arange(seq)
-        if kind == "transposed":
-            return positions[:, None] < lengths[None, :]
-        if kind == "inverted":
-            return positions[None, :] >= lengths[:, None]
-        return positions[None, :] <= lengths[:, None]
+        if kind == "longest length":
+            positions = torch.arange(int(lengths.max()))
+        return {
+            "transposed": lambda: positions[:, None] < lengths[None, :],
+            "inverted": lambda: positions[None, :] >= lengths[:, None],
+            "off by one": lambda: positions[None, :] <= lengths[:, None],
+            "one too few": lambda: positions[None, :] < lengths[:, None] - 1,
+            "longest length": lambda: positions[None, :] < lengths[:, None],
+            "no broadcasting": lambda: positions < lengths,
+        }[kind]()
 
     return submission
 
@@ -196,6 +308,24 @@ PADDING_MISTAKES = (
         "your mask is (seq, batch); the course is batch-first, so return (batch, seq).",
         _flawed_padding("transposed"),
     ),
+    Mistake(
+        "one too few",
+        "off by one: you marked one real token too few; a sequence of length 3 has real "
+        "tokens at 0, 1 and 2 (use position < length).",
+        _flawed_padding("one too few"),
+    ),
+    Mistake(
+        "longest length",
+        "your mask has as many columns as the longest sequence; it must have seq columns, "
+        "even when every sequence is shorter than seq.",
+        _flawed_padding("longest length"),
+    ),
+    Mistake(
+        "no broadcasting",
+        "compare torch.arange(seq)[None, :] with lengths[:, None], so the comparison "
+        "broadcasts to (batch, seq); without the new axes the shapes do not line up.",
+        _flawed_padding("no broadcasting"),
+    ),
 )
 
 
@@ -204,6 +334,7 @@ def _padding_cases(gen: torch.Generator) -> list[Case]:
         Case((torch.tensor([3, 5, 1]), 5), label="lengths [3, 5, 1], seq=5"),
         Case((torch.tensor([2, 4]), 6), label="lengths [2, 4], seq=6"),
         Case((torch.tensor([4]), 4), label="one full-length sequence"),
+        Case((torch.tensor([0, 2, 1, 3]), 4), label="lengths [0, 2, 1, 3], seq=4"),
     ]
 
 

@@ -9,8 +9,7 @@ from torch import nn
 
 from course_utils import classifier
 from course_utils.attention import padding_mask
-from course_utils.checkers.encoder import _SeededDropout
-from course_utils.checkers.modules import build_quietly, randomise_parameters
+from course_utils.checkers.modules import SeededDropout, build_quietly, randomise_parameters
 from course_utils.checking import Case, Mistake, function_exercise
 
 __all__ = ["EXERCISES"]
@@ -53,6 +52,30 @@ POOL_MISTAKES = (
         lambda h, m: _masked_sum(h, m),
     ),
     _pool_mistake(
+        "first n positions",
+        "you averaged the first n positions of each review, as if padding always came last; "
+        "use the mask itself, which also handles padding on the left.",
+        lambda h, m: torch.stack([h[b, : int(m[b].sum())].mean(dim=0) for b in range(h.size(0))]),
+    ),
+    _pool_mistake(
+        "everything pooled together",
+        "you averaged the real tokens of all reviews together; return one vector per "
+        "review, shape (batch, d_model).",
+        lambda h, m: h[m].mean(dim=0),
+    ),
+    _pool_mistake(
+        "count without keepdim",
+        "your count of real tokens has shape (batch,), which does not line up with the "
+        "(batch, d_model) sum: divide by mask.sum(dim=1, keepdim=True).",
+        lambda h, m: _masked_sum(h, m) / m.sum(dim=1),
+    ),
+    _pool_mistake(
+        "max pooling",
+        "you took the maximum over the tokens; this exercise asks for the mean over the "
+        "real tokens.",
+        lambda h, m: h.masked_fill(~m[..., None], float("-inf")).max(dim=1).values,
+    ),
+    _pool_mistake(
         "over the batch axis",
         "you averaged over the batch axis (dim=0), mixing different reviews; average over "
         "the sequence axis, dim=1.",
@@ -70,10 +93,16 @@ def _pool_cases(gen: torch.Generator) -> list[Case]:
         hidden = torch.where(mask[..., None], hidden, 5 + 3 * hidden)
         return Case((hidden, mask), label=label)
 
+    def left(lengths, seq, d_model, label):
+        built = case(lengths, seq, d_model, label)
+        hidden, mask = built.args
+        return Case((hidden.flip(1), mask.flip(1)), label=label)
+
     return [
         case([4, 2, 3], 5, 8, "lengths [4, 2, 3], seq=5"),
         case([1, 5], 7, 6, "lengths [1, 5], seq=7"),
         case([3, 6, 2, 5], 8, 4, "batch of 4, seq=8"),
+        left([2, 4, 1], 4, 3, "padding on the left, lengths [2, 4, 1], seq=4"),
     ]
 
 
@@ -87,11 +116,13 @@ def _flawed_forward(
     attention_mask="keep",
     pooling_mask="keep",
     cls_ignored=False,
-    dropout=True,
+    dropout="both",
+    pad_id=None,
 ):
     """The classifier's forward pass with one classic mistake switched on."""
-    keep = input_ids != model.pad_id
-    drop = model.dropout if dropout else nn.Identity()
+    keep = input_ids != (model.pad_id if pad_id is None else pad_id)
+    drop = model.dropout if dropout in ("both", "first") else nn.Identity()
+    drop_pooled = model.dropout if dropout in ("both", "second") else nn.Identity()
     x = model.embedding(input_ids)
     if scale and not scale_after_positions:
         x = x * math.sqrt(model.d_model)
@@ -102,7 +133,13 @@ def _flawed_forward(
     if scale_after_positions:
         x = x * math.sqrt(model.d_model)
     x = drop(x)
-    masks = {"keep": keep[:, None, None, :], "inverted": ~keep[:, None, None, :], "none": None}
+    masks = {
+        "keep": keep[:, None, None, :],
+        "inverted": ~keep[:, None, None, :],
+        "none": None,
+        "2-D": keep,
+        "3-D": keep[:, None, :],
+    }
     x = model.encoder(x, mask=masks[attention_mask])
     if model.pooling == "cls" and not cls_ignored:
         pooled = x[:, 0]
@@ -110,7 +147,7 @@ def _flawed_forward(
         pooled = x.mean(dim=1)
     else:
         pooled = classifier.masked_mean_pool(x, keep if pooling_mask == "keep" else ~keep)
-    return model.head(drop(pooled))
+    return model.head(drop_pooled(pooled))
 
 
 def _forward_mistake(name, hint, **flaw):
@@ -172,28 +209,81 @@ FORWARD_MISTAKES = (
         "no dropout",
         "in training mode apply model.dropout twice: after adding the positions and to the "
         "pooled vector before the head.",
-        dropout=False,
+        dropout="none",
+    ),
+    _forward_mistake(
+        "no dropout on the pooled vector",
+        "apply model.dropout a second time, to the pooled vector before model.head.",
+        dropout="first",
+    ),
+    _forward_mistake(
+        "no dropout after the positions",
+        "apply model.dropout after adding the positions too, not only before the head.",
+        dropout="second",
+    ),
+    _forward_mistake(
+        "pad id 0 hard-coded",
+        "you took padding to be token id 0; padding is model.pad_id, which need not be 0: "
+        "keep = input_ids != model.pad_id.",
+        pad_id=0,
+    ),
+    _forward_mistake(
+        "mask without the head and query axes",
+        "give the padding mask the head and query axes, keep[:, None, None, :] of shape "
+        "(batch, 1, 1, seq), so it lines up with the scores (batch, num_heads, seq, seq).",
+        attention_mask="2-D",
+    ),
+    _forward_mistake(
+        "mask without the head axis",
+        "your mask keep[:, None, :] lacks the head axis; use keep[:, None, None, :], shape "
+        "(batch, 1, 1, seq), so it lines up with the scores (batch, num_heads, seq, seq).",
+        attention_mask="3-D",
     ),
 )
 
 
+class _CheckedClassifier(classifier.TransformerClassifier):
+    """The classifier the checks run, which notes whether its own forward was called."""
+
+    forward_called = False
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The reference forward pass, noted so the check can tell the learner it was used."""
+        self.forward_called = True
+        return super().forward(input_ids)
+
+    def __repr__(self) -> str:  # the crash note names the type only; keep any repr short
+        return f"TransformerClassifier(pooling={self.pooling!r}, pad_id={self.pad_id})"
+
+
+def _called_the_model(arguments: dict) -> str | None:
+    model = arguments.get("model")
+    if getattr(model, "forward_called", False):
+        return (
+            "you called model(input_ids), which runs the course's own forward pass; write "
+            "the steps out with the model's parts (model.embedding, model.encoder, ...)."
+        )
+    return None
+
+
 def _model(gen, *, train=False, **sizes):
-    model = build_quietly(classifier.TransformerClassifier, 40, 5, 16, **sizes)
+    model = build_quietly(_CheckedClassifier, 40, 5, 16, **sizes)
     model = randomise_parameters(model, gen)
     if train:
         droppers = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Dropout)]
         for seed, (name, module) in enumerate(droppers):
             parent, _, attr = name.rpartition(".")
             owner = model.get_submodule(parent) if parent else model
-            setattr(owner, attr, _SeededDropout(module.p, seed))
+            setattr(owner, attr, SeededDropout(module.p, seed))
     return model.train(train)
 
 
-def _ids(gen, lengths, seq, first=None):
+def _ids(gen, lengths, seq, first=None, pad_id=0, left=False):
     ids = torch.randint(3, 40, (len(lengths), seq), generator=gen)
     if first is not None:
         ids[:, 0] = first
-    return ids.masked_fill(~padding_mask(torch.tensor(lengths), seq), 0)  # pad_id = 0
+    keep = padding_mask(torch.tensor(lengths), seq)
+    return ids.masked_fill(~(keep.flip(-1) if left else keep), pad_id)
 
 
 def _forward_cases(gen: torch.Generator) -> list[Case]:
@@ -201,11 +291,16 @@ def _forward_cases(gen: torch.Generator) -> list[Case]:
     mean = _model(gen, num_layers=2, **small)
     cls = _model(gen, pooling="cls", norm_first=False, **small)
     dropped = _model(gen, train=True, dropout=0.3, **small)
+    other_pad = _model(gen, pad_id=1, **small)
     return [
         Case((mean, _ids(gen, [7, 4, 2], 7)), label="mean pooling, 3 reviews, seq=7"),
         Case((mean, _ids(gen, [3, 6], 6)), label="mean pooling, 2 reviews, seq=6"),
         Case((cls, _ids(gen, [5, 5, 3, 1], 5, first=2)), label='pooling="cls", 4 reviews'),
         Case((dropped, _ids(gen, [6, 3], 6)), label="training mode, dropout=0.3"),
+        Case(
+            (other_pad, _ids(gen, [5, 2, 4], 5, pad_id=1, left=True)),
+            label="pad_id=1, padding on the left",
+        ),
     ]
 
 
@@ -224,6 +319,7 @@ EXERCISES = (
         _forward_cases,
         names=("logits",),
         mistakes=FORWARD_MISTAKES,
+        inspect_call=_called_the_model,
         success="positions on the sequence axis, padding masked, mean and [CLS] pooling.",
     ),
 )

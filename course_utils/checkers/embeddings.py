@@ -50,6 +50,25 @@ COSINE_MISTAKES = (
         "you returned the cosine distance 1 − cos; return the similarity itself.",
         lambda a, b: 1 - embeddings.cosine_similarity(a, b),
     ),
+    _named(
+        "reduced axis kept",
+        "you kept the summed axis (keepdim=True), so your result ends in an extra axis of "
+        "size 1; return one number per pair of vectors, shape (...).",
+        lambda a, b: embeddings.cosine_similarity(a, b)[..., None],
+    ),
+    _named(
+        "matrix product",
+        "you used a matrix product (a @ b.T), which pairs every vector of a with every "
+        "vector of b; multiply element-wise and sum over the last axis, (a * b).sum(dim=-1).",
+        lambda a, b: (
+            (a @ b.transpose(-1, -2) if a.dim() > 1 else a @ b) / (a.norm(dim=-1) * b.norm(dim=-1))
+        ),
+    ),
+    _named(
+        "absolute value",
+        "you took the absolute value; opposite vectors have cosine −1, so keep the sign.",
+        lambda a, b: embeddings.cosine_similarity(a, b).abs(),
+    ),
 )
 
 
@@ -60,6 +79,7 @@ def _cosine_cases(gen: torch.Generator) -> list[Case]:
     return [
         Case((randn(8), randn(8)), label="two vectors of size 8"),
         Case((randn(5, 8) * 3, randn(5, 8)), label="5 pairs of vectors, shape (5, 8)"),
+        Case((randn(4, 6), randn(4, 6) * 0.2), label="4 pairs of vectors, shape (4, 6)"),
         Case(
             (randn(1, 16), randn(6, 16) * 0.5),
             label="one vector against 6, shapes (1, 16), (6, 16)",
@@ -107,6 +127,35 @@ NEIGHBOUR_MISTAKES = (
         "return (similarities, indices) in that order; you returned them the other way round.",
         lambda query, embeddings_, k=5: embeddings.nearest_neighbours(query, embeddings_, k)[::-1],
     ),
+    _named(
+        "least similar first",
+        "you found the k most similar rows but listed them least similar first; return them "
+        "in decreasing order of similarity (torch.topk already sorts them so).",
+        lambda query, embeddings_, k=5: tuple(
+            t.flip(0) for t in embeddings.nearest_neighbours(query, embeddings_, k)
+        ),
+    ),
+    _named(
+        "k ignored",
+        "you always returned the same number of neighbours; return exactly k of them "
+        "(torch.topk(similarities, k)).",
+        lambda query, embeddings_, k=5: embeddings.nearest_neighbours(query, embeddings_, 5),
+    ),
+    _named(
+        "first neighbour skipped",
+        "you skipped the most similar row (as if it were the query itself); return the k "
+        "most similar rows, the best one included.",
+        lambda query, embeddings_, k=5: tuple(
+            t[1:]
+            for t in embeddings.nearest_neighbours(query, embeddings_, min(k + 1, len(embeddings_)))
+        ),
+    ),
+    _named(
+        "query length left out",
+        "your ranking is right but the similarities are not cosines: divide each dot "
+        "product by the lengths of both the row and the query.",
+        lambda query, embeddings_, k=5: _ranked(embeddings_ @ query / embeddings_.norm(dim=-1), k),
+    ),
 )
 
 
@@ -128,6 +177,9 @@ def _neighbour_cases(gen: torch.Generator) -> list[Case]:
         ),
         Case((torch.randn(16, generator=gen), table(100, 16)), {"k": 3}, label="100 rows, k=3"),
         Case((torch.randn(4, generator=gen), table(10, 4)), {"k": 10}, label="k = all 10 rows"),
+        Case(
+            (torch.randn(6, generator=gen) * 3, table(30, 6)), {"k": 1}, label="k=1, a long query"
+        ),
     ]
 
 
@@ -135,6 +187,11 @@ def _naive_softmax(x, dim=-1):
     exps = x.exp()
     return exps / exps.sum(dim=dim, keepdim=True)
 
+
+KEEPDIM_HINT = (
+    "your maximum or sum lost its reduced axis, so it lines up with the wrong axis of x: "
+    "use x.max(dim=dim, keepdim=True).values and .sum(dim=dim, keepdim=True)."
+)
 
 SOFTMAX_MISTAKES = (
     _named(
@@ -164,6 +221,43 @@ SOFTMAX_MISTAKES = (
         "you always normalised the last axis; use the dim argument you are given.",
         lambda x, dim=-1: embeddings.softmax(x, dim=-1),
     ),
+    _named(
+        "always the first axis",
+        "you always normalised axis 0; use the dim argument you are given.",
+        lambda x, dim=-1: embeddings.softmax(x, dim=0),
+    ),
+    _named(
+        "maximum without keepdim",
+        KEEPDIM_HINT,
+        lambda x, dim=-1: (
+            _naive_softmax(x - x.max(dim=dim).values, dim)
+            if x.dim() > 1
+            else embeddings.softmax(x, dim)
+        ),
+    ),
+    _named(
+        "sum without keepdim",
+        KEEPDIM_HINT,
+        lambda x, dim=-1: (
+            (
+                (x - x.max(dim=dim, keepdim=True).values).exp()
+                / (x - x.max(dim=dim, keepdim=True).values).exp().sum(dim=dim)
+            )
+            if x.dim() > 1
+            else embeddings.softmax(x, dim)
+        ),
+    ),
+    _named(
+        "minimum subtracted",
+        "you subtracted the minimum, so the largest score still overflows when the scores "
+        "are far apart; subtract each slice's maximum.",
+        lambda x, dim=-1: _naive_softmax(x - x.min(dim=dim, keepdim=True).values, dim),
+    ),
+    _named(
+        "log-probabilities",
+        "you returned log-probabilities (log-softmax); return the probabilities themselves.",
+        lambda x, dim=-1: torch.log_softmax(x, dim=dim),
+    ),
 )
 
 
@@ -176,16 +270,21 @@ def _softmax_cases(gen: torch.Generator) -> list[Case]:
         ),
         Case((torch.tensor([0.0, float("-inf"), 1.0]),), label="a masked score, [0., -inf, 1.]"),
         Case(
+            (torch.tensor([[-1000.0, -1001.0, -999.0], [3.0, 1.0, 2.0], [-500.0, 500.0, 0.0]]),),
+            label="rows of large negative scores and of scores far apart, shape (3, 3)",
+        ),
+        Case(
             (torch.randn(2, 3, 4, generator=gen) * 5,), {"dim": 1}, label="shape (2, 3, 4), dim=1"
         ),
     ]
 
 
-def _flawed_weights(scale=None, softmax=torch.softmax, dim=-1, scores=None):
+def _flawed_weights(scale=None, softmax=torch.softmax, dim=-1, scores=None, mix=False):
     def submission(query, keys):
         raw = scores(query, keys) if scores else query @ keys.T
         divided = raw / (math.sqrt(keys.size(-1)) if scale is None else scale(keys))
-        return divided if softmax is None else softmax(divided, dim=dim)
+        weights = divided if softmax is None else softmax(divided, dim=dim)
+        return weights @ keys if mix else weights
 
     return submission
 
@@ -206,6 +305,29 @@ ATTENTION_MISTAKES = (
         "you scaled by the square root of the number of keys; scale by √d, the vector "
         "size, keys.size(-1).",
         _flawed_weights(scale=lambda keys: math.sqrt(keys.size(0))),
+    ),
+    _named(
+        "rounded square root",
+        "your √d was rounded to a whole number (int(math.sqrt(d)) or math.isqrt); √8 is "
+        "2.83, not 2: use math.sqrt(d) as it is.",
+        _flawed_weights(scale=lambda keys: math.isqrt(keys.size(-1))),
+    ),
+    _named(
+        "d ** 1/2",
+        "d ** 1/2 means (d ** 1) / 2, that is d / 2; write d ** 0.5 or math.sqrt(d).",
+        _flawed_weights(scale=lambda keys: keys.size(-1) / 2),
+    ),
+    _named(
+        "multiplied by √d",
+        "you multiplied the scores by √d; divide by it, so scores keep the same size "
+        "whatever d is.",
+        _flawed_weights(scale=lambda keys: 1 / math.sqrt(keys.size(-1))),
+    ),
+    _named(
+        "keys mixed",
+        "you returned the weighted mix of the keys; this exercise returns the weights "
+        "themselves, one per key.",
+        _flawed_weights(mix=True),
     ),
     _named(
         "no softmax",
@@ -245,6 +367,8 @@ def _attention_cases(gen: torch.Generator) -> list[Case]:
     return [
         Case((randn(16, scale=2.0), randn(5, 16, scale=2.0)), label="one query, 5 keys of size 16"),
         Case((randn(3, 8, scale=2.0), randn(6, 8, scale=2.0)), label="3 queries, 6 keys of size 8"),
+        Case((randn(10, scale=2.0), randn(3, 10, scale=2.0)), label="one query, 3 keys of size 10"),
+        Case((randn(4, 12, scale=2.0), randn(4, 12, scale=2.0)), label="4 queries, 4 keys of 12"),
         Case((randn(64, scale=40.0), randn(4, 64, scale=40.0)), label="long vectors: large scores"),
     ]
 

@@ -10,6 +10,7 @@ left exactly as it was.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,13 +22,14 @@ from torch import nn
 from course_utils.checking import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
-    CheckFailed,
     Exercise,
     Mistake,
     Run,
+    Verdict,
     call_learner,
+    clone_inputs,
     judge,
-    passed,
+    mistake_output,
 )
 
 __all__ = [
@@ -99,7 +101,7 @@ def _describe_init(name: str, case: ModuleCase) -> str:
     return f"{name}({', '.join(parts)})"
 
 
-def _load_reference_weights(learner: nn.Module, reference: nn.Module, prefix: str, layout: str):
+def _load_reference_weights(learner: nn.Module, reference: nn.Module, layout: str) -> None:
     expected, got = reference.state_dict(), learner.state_dict()
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
@@ -109,14 +111,14 @@ def _load_reference_weights(learner: nn.Module, reference: nn.Module, prefix: st
             problems.append(f"it has no {', '.join(missing)}")
         if unexpected:
             problems.append(f"it has {', '.join(unexpected)}, which the reference has not")
-        raise CheckFailed(
-            f"{prefix}: the checker copies the reference weights into your module by name, but "
+        raise Verdict(
+            "the checker copies the reference weights into your module by name, but "
             f"{' and '.join(problems)}; {layout}"
         )
     for key, value in expected.items():
         if got[key].shape != value.shape:
-            raise CheckFailed(
-                f"{prefix}: {key} should have shape {tuple(value.shape)}; yours has "
+            raise Verdict(
+                f"{key} should have shape {tuple(value.shape)}; yours has "
                 f"{tuple(got[key].shape)}; {layout}"
             )
     learner.load_state_dict(expected)
@@ -150,14 +152,16 @@ def module_exercise(
     def run(cls: type, case: ModuleCase, weights: nn.Module) -> Any:
         module = build_quietly(cls, *case.init_args, **case.init_kwargs)
         module.load_state_dict(weights.state_dict())
-        return module.eval()(*_clone(case.args), **_clone(case.kwargs))
+        return module.eval()(*clone_inputs(case.args), **clone_inputs(case.kwargs))
 
-    def check(submission: Any) -> None:
-        prefix = f"{exercise_id} {name}"
+    def build(submission: type, *args: Any, **kwargs: Any) -> nn.Module:
+        return build_quietly(submission, *args, **kwargs)
+
+    def verdict(submission: Any) -> str | None:
         if not (isinstance(submission, type) and issubclass(submission, nn.Module)):
             kind = "an instance of" if isinstance(submission, nn.Module) else "a value of type"
-            raise CheckFailed(
-                f"{prefix}: pass your class itself, a subclass of nn.Module "
+            return (
+                "pass your class itself, a subclass of nn.Module "
                 f'(check("{exercise_id}", {name})); you passed {kind} {type(submission).__name__}.'
             )
         generator = torch.Generator().manual_seed(seed)
@@ -167,36 +171,43 @@ def module_exercise(
                 weights = randomise_parameters(
                     build_quietly(reference, *case.init_args, **case.init_kwargs), generator
                 ).eval()
-                call = _describe_init(name, case)
                 learner = call_learner(
-                    lambda *a, **k: build_quietly(submission, *a, **k),
-                    call.split("(")[0],
+                    functools.partial(build, submission),
+                    name,
                     case.init_args,
                     case.init_kwargs,
                     signature_of=reference,
                 )
-                _load_reference_weights(learner, weights, prefix, layout)
+                _load_reference_weights(learner, weights, layout)
                 actual = call_learner(
-                    learner.eval(), call, case.args, case.kwargs, signature_of=learner.forward
+                    learner.eval(),
+                    _describe_init(name, case),
+                    case.args,
+                    case.kwargs,
+                    signature_of=learner.forward,
+                    mistakes=[
+                        (m.hint, functools.partial(run, m.submission, case, weights))
+                        for m in mistakes
+                    ],
                 )
-                expected = weights(*_clone(case.args), **_clone(case.kwargs))
-                outputs = [run(m.submission, case, weights) for m in mistakes]
+                expected = weights(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+                outputs = [
+                    mistake_output(functools.partial(run, m.submission), (case, weights), {})
+                    for m in mistakes
+                ]
                 runs.append(Run(case.label, actual, expected, outputs))
-        verdict = judge(runs, names=names, mistakes=mistakes, atol=atol, rtol=rtol)
+        found = judge(runs, names=names, mistakes=mistakes, atol=atol, rtol=rtol)
         for extra in after:
-            verdict = verdict or extra(submission)
-        if verdict is not None:
-            raise CheckFailed(f"{prefix}: {verdict}")
-        passed(exercise_id, name, success or f"correct on all {len(runs)} test cases.")
+            found = found or extra(submission)
+        return found
 
-    return Exercise(exercise_id, name, reference, check, mistakes, stub=stub, crash=crash)
-
-
-def _clone(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, (tuple, list)):
-        return type(value)(_clone(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _clone(v) for k, v in value.items()}
-    return value
+    return Exercise(
+        exercise_id,
+        name,
+        reference,
+        verdict,
+        mistakes,
+        stub=stub,
+        crash=crash,
+        success=success or "correct on every test case.",
+    )

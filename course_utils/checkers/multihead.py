@@ -29,6 +29,21 @@ def _split_interleaved(x, num_heads):
     return x.reshape(batch, seq, d_model // num_heads, num_heads).permute(0, 3, 1, 2)
 
 
+def _split_swapped_sizes(x, num_heads):
+    batch, seq, d_model = x.shape
+    return x.reshape(batch, seq, d_model // num_heads, num_heads).transpose(1, 2)
+
+
+def _split_d_head_before_seq(x, num_heads):
+    batch, seq, d_model = x.shape
+    return x.reshape(batch, seq, num_heads, d_model // num_heads).permute(0, 2, 3, 1)
+
+
+def _split_true_division(x, num_heads):
+    batch, seq, d_model = x.shape
+    return x.reshape(batch, seq, num_heads, d_model / num_heads).transpose(1, 2)
+
+
 SPLIT_MISTAKES = (
     Mistake(
         "reshape straight to heads",
@@ -50,6 +65,23 @@ SPLIT_MISTAKES = (
         "like cards.",
         _split_interleaved,
     ),
+    Mistake(
+        "num_heads and d_head swapped",
+        "you reshaped to (batch, seq, d_head, num_heads); the head axis comes first: "
+        "reshape to (batch, seq, num_heads, d_head), then .transpose(1, 2).",
+        _split_swapped_sizes,
+    ),
+    Mistake(
+        "d_head before seq",
+        "your last two axes are (d_head, seq); each head must be (seq, d_head): after the "
+        "reshape, swap only axes 1 and 2 (.transpose(1, 2) or .permute(0, 2, 1, 3)).",
+        _split_d_head_before_seq,
+    ),
+    Mistake(
+        "true division",
+        "d_model / num_heads is a float, and shapes need whole numbers: use d_model // num_heads.",
+        _split_true_division,
+    ),
 )
 
 
@@ -58,6 +90,8 @@ def _split_cases(gen: torch.Generator) -> list[Case]:
         Case((torch.randn(2, 5, 12, generator=gen), 3), label="x (2, 5, 12), num_heads=3"),
         Case((torch.randn(3, 4, 8, generator=gen), 2), label="x (3, 4, 8), num_heads=2"),
         Case((torch.randn(1, 6, 16, generator=gen), 4), label="x (1, 6, 16), num_heads=4"),
+        Case((torch.randn(2, 3, 18, generator=gen), 6), label="x (2, 3, 18), num_heads=6"),
+        Case((torch.randn(2, 4, 10, generator=gen), 1), label="x (2, 4, 10), one head"),
     ]
 
 
@@ -69,6 +103,19 @@ def _merge_straight(x):
 def _merge_interleaved(x):
     batch, num_heads, seq, d_head = x.shape
     return x.permute(0, 2, 3, 1).reshape(batch, seq, num_heads * d_head)
+
+
+def _merge_by_view(x):
+    batch, num_heads, seq, d_head = x.shape
+    return x.transpose(1, 2).view(batch, seq, num_heads * d_head)
+
+
+def _merge_not_flattened(x):
+    return x.transpose(1, 2)
+
+
+def _merge_summed(x):
+    return x.sum(dim=1)
 
 
 MERGE_MISTAKES = (
@@ -84,6 +131,24 @@ MERGE_MISTAKES = (
         "after .transpose(1, 2) the axes must be (batch, seq, num_heads, d_head).",
         _merge_interleaved,
     ),
+    Mistake(
+        "view after transpose",
+        "after a transpose the memory is no longer in order, so .view refuses; use "
+        ".reshape(...) (or .contiguous().view(...)).",
+        _merge_by_view,
+    ),
+    Mistake(
+        "not flattened",
+        "you moved the head axis but did not glue the last two axes together: reshape "
+        "to (batch, seq, num_heads * d_head).",
+        _merge_not_flattened,
+    ),
+    Mistake(
+        "heads added",
+        "you added the heads together; merging puts them side by side, so token t gets "
+        "num_heads * d_head features: transpose(1, 2), then reshape.",
+        _merge_summed,
+    ),
 )
 
 
@@ -92,6 +157,7 @@ def _merge_cases(gen: torch.Generator) -> list[Case]:
         Case((torch.randn(2, 3, 5, 4, generator=gen),), label="x (2, 3, 5, 4)"),
         Case((torch.randn(3, 2, 4, 4, generator=gen),), label="x (3, 2, 4, 4)"),
         Case((torch.randn(1, 4, 6, 2, generator=gen),), label="x (1, 4, 6, 2)"),
+        Case((torch.randn(2, 6, 3, 3, generator=gen),), label="x (2, 6, 3, 3)"),
     ]
 
 
@@ -99,6 +165,7 @@ class _FlawedAttention(nn.Module):
     """Multi-head attention with one classic mistake switched on by a class attribute."""
 
     split, merge, use_out_proj, scale_by, cross, use_mask = "ok", "ok", True, "d_head", True, True
+    value_default, invert_mask, average_weights, kv_proj = "key", False, False, "own"
 
     def __init__(self, d_model: int, num_heads: int):
         super().__init__()
@@ -116,21 +183,31 @@ class _FlawedAttention(nn.Module):
     def forward(self, query, key=None, value=None, mask=None):
         if key is None or not self.cross:
             key = value = query
-        value = key if value is None else value
+        if value is None:
+            value = key if self.value_default == "key" else query
+        k_proj, v_proj = {
+            "own": (self.k_proj, self.v_proj),
+            "q_proj": (self.q_proj, self.q_proj),
+            "k_proj": (self.k_proj, self.k_proj),
+        }[self.kv_proj]
         q, k, v = (
-            self._split(p(t))
-            for p, t in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value))
+            self._split(p(t)) for p, t in ((self.q_proj, query), (k_proj, key), (v_proj, value))
         )
-        d_k = self.d_head if self.scale_by == "d_head" else self.num_heads * self.d_head
+        d_k = {
+            "d_head": self.d_head,
+            "d_model": self.num_heads * self.d_head,
+            "rounded": math.isqrt(self.d_head) ** 2,
+        }[self.scale_by]
         scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)
         if mask is not None and self.use_mask:
-            scores = scores.masked_fill(~mask, float("-inf"))
+            scores = scores.masked_fill(mask if self.invert_mask else ~mask, float("-inf"))
         weights = torch.softmax(scores, dim=-1)
         heads = weights @ v
         merged = (
             _merge_straight(heads) if self.merge == "straight" else attention.merge_heads(heads)
         )
-        return (self.out_proj(merged) if self.use_out_proj else merged), weights
+        output = self.out_proj(merged) if self.use_out_proj else merged
+        return output, (weights.mean(dim=1) if self.average_weights else weights)
 
 
 def _flawed(name: str, **flaw) -> type:
@@ -179,6 +256,42 @@ MHA_MISTAKES = (
         "(True = may attend).",
         _flawed("mask ignored", use_mask=False),
     ),
+    Mistake(
+        "mask inverted",
+        "your mask is inverted: True means a query MAY attend to that key, so the scores to "
+        "fill with -inf are where the mask is False.",
+        _flawed("mask inverted", invert_mask=True),
+    ),
+    Mistake(
+        "value defaults to the query",
+        "when only key is given, value must default to the key (value = key if value is "
+        "None), not to the query.",
+        _flawed("value defaults to the query", value_default="query"),
+    ),
+    Mistake(
+        "rounded square root",
+        "your √d_head was rounded to a whole number (int(math.sqrt(d_head))); √6 is 2.45: "
+        "divide by math.sqrt(d_head) as it is.",
+        _flawed("rounded square root", scale_by="rounded"),
+    ),
+    Mistake(
+        "weights averaged over heads",
+        "return the weights of every head, (batch, num_heads, seq_q, seq_k), not their "
+        "average over the heads.",
+        _flawed("weights averaged over heads", average_weights=True),
+        fields=(1,),
+    ),
+    Mistake(
+        "q_proj for keys and values",
+        "you projected keys and values with q_proj; each has its own map: k_proj(key) and "
+        "v_proj(value).",
+        _flawed("q_proj for keys and values", kv_proj="q_proj"),
+    ),
+    Mistake(
+        "k_proj for values",
+        "you projected the values with k_proj; use v_proj(value).",
+        _flawed("k_proj for values", kv_proj="k_proj"),
+    ),
     Mistake("heads that don't divide d_model", DIVIDE_HINT, _flawed("no divisibility check")),
 )
 
@@ -225,6 +338,17 @@ def _mha_cases(gen: torch.Generator) -> list[ModuleCase]:
             (16, 4),
             (randn(3, 2, 16), randn(3, 5, 16), randn(3, 5, 16)),
             label="cross-attention with different key and value",
+        ),
+        ModuleCase(
+            (24, 4),
+            (randn(2, 3, 24), randn(2, 5, 24)),
+            label="key given without a value, d_head=6",
+        ),
+        ModuleCase(
+            (16, 2),
+            (randn(2, 4, 16),),
+            {"mask": attention.padding_mask(torch.tensor([4, 2]), 4).flip(-1)[:, None, None, :]},
+            label="left padding, mask (2, 1, 1, 4), d_head=8",
         ),
     ]
 
@@ -273,3 +397,4 @@ EXERCISES = (
         "masks.",
     ),
 )
+

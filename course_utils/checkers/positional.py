@@ -10,14 +10,33 @@ from course_utils.checking import Case, Mistake, function_exercise
 __all__ = ["EXERCISES"]
 
 
-def _flawed_table(max_len, d_model, *, swap=False, exponent="2i", layout="interleaved"):
+def _flawed_table(
+    max_len,
+    d_model,
+    *,
+    swap=False,
+    exponent="2i",
+    layout="interleaved",
+    multiply=False,
+    first_position=0,
+    odd_fails=False,
+):
     """The sinusoidal table with one classic mistake switched on (computed in float64)."""
-    position = torch.arange(max_len, dtype=torch.float64)[:, None]  # (max_len, 1)
+    if odd_fails and d_model % 2:
+        # the same error a learner gets from assigning every cosine to the odd columns
+        torch.zeros(max_len, d_model)[:, 1::2] = torch.zeros(max_len, (d_model + 1) // 2)
+    position = torch.arange(first_position, first_position + max_len, dtype=torch.float64)[:, None]
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)
-    sin_exponent = {"2i": two_i, "i": two_i / 2, "column": two_i}[exponent]
+    sin_exponent = {"2i": two_i, "i": two_i / 2, "column": two_i, "floor": two_i // d_model}[
+        exponent
+    ]
     cos_exponent = two_i + 1 if exponent == "column" else sin_exponent
-    sin_angle = position / 10000.0 ** (sin_exponent / d_model)
-    cos_angle = position / 10000.0 ** (cos_exponent / d_model)
+    if multiply:
+        sin_angle = position * 10000.0 ** (sin_exponent / d_model)
+        cos_angle = position * 10000.0 ** (cos_exponent / d_model)
+    else:
+        sin_angle = position / 10000.0 ** (sin_exponent / d_model)
+        cos_angle = position / 10000.0 ** (cos_exponent / d_model)
     first, second = (torch.cos, torch.sin) if swap else (torch.sin, torch.cos)
     even, odd = first(sin_angle), second(cos_angle)[:, : d_model // 2]
     if layout == "halves":
@@ -60,6 +79,34 @@ TABLE_MISTAKES = (
         "interleaves them: sines in columns 0, 2, 4, ..., cosines in columns 1, 3, 5, ...",
         layout="halves",
     ),
+    _table_mistake(
+        "multiplied by the frequency's inverse",
+        "you multiplied the position by 10000^(2i / d_model); divide by it, so the "
+        "frequencies fall from 1 down to 1/10000 across the columns.",
+        multiply=True,
+    ),
+    _table_mistake(
+        "integer division in the exponent",
+        "your exponent 2i // d_model is a floor division, which is 0 for every column; use "
+        "true division, 2i / d_model, on float tensors.",
+        exponent="floor",
+    ),
+    _table_mistake(
+        "positions from 1",
+        "your positions start at 1; the first token has position 0, so row 0 reads 0, 1, 0, 1, ...",
+        first_position=1,
+    ),
+    _table_mistake(
+        "odd d_model",
+        "with an odd d_model there is one more sine column than cosine columns: fill the "
+        "odd columns with torch.cos(angle[:, : d_model // 2]).",
+        odd_fails=True,
+    ),
+    Mistake(
+        "transposed table",
+        "your table is (d_model, max_len); return one row per position, (max_len, d_model).",
+        lambda max_len, d_model: positional.sinusoidal_positional_encoding(max_len, d_model).T,
+    ),
 )
 
 
@@ -85,6 +132,35 @@ ADD_MISTAKES = (
         "over the batch.",
         _added_along_batch,
     ),
+    Mistake(
+        "sliced by the batch size",
+        "you took table[:x.size(0)], as many rows as there are sequences; take one row per "
+        "position, table[:x.size(1)].",
+        lambda x, table: x + table[: x.size(0)],
+    ),
+    Mistake(
+        "whole table added",
+        "you added the whole table; x has only seq positions, so add its first seq rows, "
+        "table[:x.size(1)].",
+        lambda x, table: x + table,
+    ),
+    Mistake(
+        "last rows of the table",
+        "you took the last seq rows of the table; token t gets row t, so take the first "
+        "ones, table[:x.size(1)].",
+        lambda x, table: x + table[table.size(0) - x.size(1) :],
+    ),
+    Mistake(
+        "shifted by one",
+        "your rows are shifted by one: token 0 gets row 0, so take table[:x.size(1)], "
+        "not table[1:x.size(1) + 1].",
+        lambda x, table: x + table[1 : x.size(1) + 1],
+    ),
+    Mistake(
+        "multiplied",
+        "the encodings are added to the token vectors, not multiplied with them.",
+        lambda x, table: x * table[: x.size(1)],
+    ),
 )
 
 
@@ -96,6 +172,7 @@ def _add_cases(gen: torch.Generator) -> list[Case]:
         Case((randn(3, 5, 8), randn(10, 8)), label="x (3, 5, 8), table (10, 8)"),
         Case((randn(2, 7, 6), randn(7, 6)), label="x (2, 7, 6), table (7, 6)"),
         Case((randn(4, 2, 8), randn(6, 8)), label="x (4, 2, 8), more sequences than positions"),
+        Case((randn(3, 3, 4), randn(9, 4)), label="x (3, 3, 4), as many sequences as positions"),
     ]
 
 
@@ -107,6 +184,7 @@ EXERCISES = (
         names=("table",),
         mistakes=TABLE_MISTAKES,
         atol=1e-4,  # float32 sines of angles up to 50 differ by a few 1e-6 between formulas
+        exact_dtype=True,  # the exercise asks for float32
         success="sines in even columns, cosines in odd ones, one frequency per pair.",
     ),
     function_exercise(

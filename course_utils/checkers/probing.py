@@ -56,41 +56,62 @@ def _flawed_candidates(
     candidates,
     *,
     mask=True,
-    single_mask=False,
+    single_mask=None,
     first_piece_only=False,
     one_piece_at_a_time=False,
-    sum_probabilities=False,
+    combine="product",
     softmax_dim=-1,
-    log=False,
+    scores="log_softmax",
     normalise=False,
 ):
-    """Candidate probabilities with one classic mistake switched on."""
+    """Candidate probabilities with one classic mistake switched on.
+
+    ``single_mask`` replaces the blank by one [MASK] whatever the number of pieces and
+    scores it as ``"first piece"`` (the candidate's first piece id) or ``"unk"`` (the id
+    ``convert_tokens_to_ids`` gives a word that is not one piece, [UNK]). ``combine``
+    joins the pieces' log-probabilities: ``"product"`` (right), ``"sum of probabilities"``,
+    ``"mean"`` or ``"log"`` (the log-probability itself).
+    """
     results = []
     for candidate in candidates:
-        input_ids, positions = probing.encode_with_candidate(tokenizer, text, candidate)
-        targets = input_ids[0, positions]
-        if single_mask:  # one [MASK] whatever the number of pieces
-            input_ids = torch.cat(
-                [input_ids[:, : positions[0]], input_ids[:, positions[-1] :]], dim=1
-            )
-            positions, targets = positions[:1], targets[:1]
-        groups = [[p] for p in positions] if one_piece_at_a_time else [positions]
-        piece_log_probs = []
+        if single_mask:
+            filled = text.replace(probing.BLANK, tokenizer.mask_token)
+            input_ids = tokenizer(filled, return_tensors="pt")["input_ids"]
+            positions = (input_ids[0] == tokenizer.mask_token_id).nonzero().flatten().tolist()
+            if single_mask == "unk":
+                target = tokenizer.convert_tokens_to_ids(candidate)
+            else:
+                target = tokenizer(candidate, add_special_tokens=False)["input_ids"][0]
+            targets = torch.tensor([target])
+            groups = [positions]
+        else:
+            input_ids, positions = probing.encode_with_candidate(tokenizer, text, candidate)
+            targets = input_ids[0, positions]
+            groups = [[p] for p in positions] if one_piece_at_a_time else [positions]
+        piece_scores = []
         for group in groups:
             masked = input_ids.clone()
             if mask:
                 masked[0, group] = tokenizer.mask_token_id
             with torch.no_grad():
                 logits = model(input_ids=masked).logits[0]  # (seq, vocab_size)
-            log_probs = logits.log_softmax(dim=softmax_dim)[group]
-            piece_log_probs.append(log_probs.gather(1, input_ids[0, group][:, None])[:, 0])
-        piece_log_probs = torch.cat(piece_log_probs)
+            if scores == "log_softmax":
+                table = logits.log_softmax(dim=softmax_dim)
+            else:  # raw logits used as log-probabilities
+                table = logits
+            piece_scores.append(table[group])
+        table = torch.cat(piece_scores)  # (pieces, vocab_size)
+        log_probs = table.gather(1, targets[:, None])[:, 0]  # (pieces,)
         if first_piece_only:
-            piece_log_probs = piece_log_probs[:1]
-        if sum_probabilities:
-            results.append(piece_log_probs.exp().sum())
-        else:
-            results.append(piece_log_probs.sum() if log else piece_log_probs.sum().exp())
+            log_probs = log_probs[:1]
+        results.append(
+            {
+                "product": lambda lp: lp.sum().exp(),
+                "sum of probabilities": lambda lp: lp.exp().sum(),
+                "mean": lambda lp: lp.mean().exp(),
+                "log": lambda lp: lp.sum(),
+            }[combine](log_probs)
+        )
     results = torch.stack(results)
     return results / results.sum() if normalise else results
 
@@ -102,6 +123,11 @@ def _candidate_mistake(name, hint, **flaw):
     submission.__name__ = name
     return Mistake(name, hint, submission)
 
+
+SINGLE_MASK_HINT = (
+    "you used a single mask for a candidate of several word pieces; mask every one of "
+    "its positions (encode_with_candidate gives them) and score each piece."
+)
 
 CANDIDATE_MISTAKES = (
     _candidate_mistake(
@@ -124,9 +150,13 @@ CANDIDATE_MISTAKES = (
     ),
     _candidate_mistake(
         "one mask for several pieces",
-        "you used a single mask for a candidate of several word pieces; mask every one of "
-        "its positions (encode_with_candidate gives them) and score each piece.",
-        single_mask=True,
+        SINGLE_MASK_HINT,
+        single_mask="first piece",
+    ),
+    _candidate_mistake(
+        "one mask, the word's id looked up whole",
+        SINGLE_MASK_HINT,
+        single_mask="unk",
     ),
     _candidate_mistake(
         "pieces masked one at a time",
@@ -138,13 +168,25 @@ CANDIDATE_MISTAKES = (
         "probabilities added",
         "you added the pieces' probabilities; a word is all of its pieces together, so "
         "multiply them (or add their log-probabilities, then exp).",
-        sum_probabilities=True,
+        combine="sum of probabilities",
+    ),
+    _candidate_mistake(
+        "pieces averaged",
+        "you averaged the pieces' log-probabilities; add them (the word's probability is "
+        "the product of its pieces'), then exp.",
+        combine="mean",
     ),
     _candidate_mistake(
         "log-probabilities returned",
         "these are log-probabilities; return probabilities (apply .exp() to the sum of the "
         "pieces' log-probabilities).",
-        log=True,
+        combine="log",
+    ),
+    _candidate_mistake(
+        "raw logits",
+        "you read raw logits as if they were log-probabilities; apply log_softmax(dim=-1) "
+        "over the vocabulary first.",
+        scores="logits",
     ),
     _candidate_mistake(
         "normalised over candidates",
@@ -182,14 +224,26 @@ def _flawed_pll(
     all_at_once=False,
     include_special=False,
     accumulate=False,
+    softmax_dim=-1,
+    special_tokens=True,
     probabilities=False,
     raw_logits=False,
     mean=False,
 ):
     """A pseudo-log-likelihood with one classic mistake switched on."""
-    input_ids = tokenizer(sentence, return_tensors="pt")["input_ids"]
+    input_ids = tokenizer(sentence, return_tensors="pt", add_special_tokens=special_tokens)[
+        "input_ids"
+    ]
     seq = input_ids.size(1)
-    positions = list(range(seq)) if include_special else list(range(1, seq - 1))
+    positions = {
+        False: range(1, seq - 1),
+        True: range(seq),
+        "[CLS]": range(seq - 1),
+        "[SEP]": range(1, seq),
+        "last token skipped": range(1, seq - 2),
+        "none present": range(seq),
+    }[include_special if special_tokens else "none present"]
+    positions = list(positions)
     masked = input_ids.clone()
     if all_at_once:
         masked[0, positions] = tokenizer.mask_token_id
@@ -200,7 +254,8 @@ def _flawed_pll(
         if mask:
             masked[0, position] = tokenizer.mask_token_id
         with torch.no_grad():
-            logits = model(input_ids=masked).logits[0, position]  # (vocab_size,)
+            logits = model(input_ids=masked).logits[0]  # (seq, vocab_size)
+        logits = logits.log_softmax(dim=0)[position] if softmax_dim == 0 else logits[position]
         token = input_ids[0, position]
         if raw_logits:
             scores.append(logits[token])
@@ -219,6 +274,11 @@ def _pll_mistake(name, hint, **flaw):
     submission.__name__ = name
     return Mistake(name, hint, submission)
 
+
+SPECIAL_HINT = (
+    "you also scored [CLS] or [SEP]; they are the same in every sentence, so score "
+    "only the real tokens (positions 1 to seq - 2)."
+)
 
 PLL_MISTAKES = (
     _pll_mistake(
@@ -241,9 +301,36 @@ PLL_MISTAKES = (
     ),
     _pll_mistake(
         "special tokens scored",
-        "you also scored [CLS] and [SEP]; they are the same in every sentence, so score "
-        "only the real tokens (positions 1 to seq - 2).",
+        SPECIAL_HINT,
         include_special=True,
+    ),
+    _pll_mistake(
+        "[CLS] scored",
+        SPECIAL_HINT,
+        include_special="[CLS]",
+    ),
+    _pll_mistake(
+        "[SEP] scored",
+        SPECIAL_HINT,
+        include_special="[SEP]",
+    ),
+    _pll_mistake(
+        "last token skipped",
+        "you left out the last real token; score positions 1 to seq - 2 inclusive, "
+        "range(1, seq - 1) in Python.",
+        include_special="last token skipped",
+    ),
+    _pll_mistake(
+        "no special tokens",
+        "keep [CLS] and [SEP] in the input, where the model expects them; only leave them "
+        "out of the sum.",
+        special_tokens=False,
+    ),
+    _pll_mistake(
+        "softmax over positions",
+        "your softmax runs over the positions of the sentence; each position's "
+        "log-probabilities run over the vocabulary, log_softmax(dim=-1).",
+        softmax_dim=0,
     ),
     _pll_mistake(
         "probabilities added",
