@@ -2,17 +2,23 @@
 
     python3 bootstrap.py         # install everything into .venv and open the course in JupyterLab
     python3 bootstrap.py test    # install everything, with the test tools, and run all tests
+    python3 bootstrap.py lab --dry-run   # install, then only print the JupyterLab command
 
 Needs only Python 3.10 or newer (3.11+ for the test suite); everything else is installed
 into ``.venv`` next to this file (set ``COURSE_VENV`` to use another folder). Running it
 again reuses the environment and only installs what is missing. PyTorch is installed first,
 at the version the course is tested with (``COURSE_TORCH_SPEC`` overrides, e.g. ``torch``),
 because letting another package pull it in can choose a much larger build.
+
+JupyterLab opens on lesson 01 and bootstrap prints its address (with the login token) on
+one line. As root (Docker, many cloud machines) JupyterLab refuses to start unless it is
+given ``--allow-root``, so bootstrap adds it and says so.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -20,7 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 TORCH_SPEC = os.environ.get("COURSE_TORCH_SPEC", "torch==2.13.0")
-USAGE = "usage: python3 bootstrap.py [lab|test] [extra pytest arguments for test]"
+USAGE = "usage: python3 bootstrap.py [lab [--dry-run] | test [extra pytest arguments]]"
+FIRST_LESSON = "01_embeddings.ipynb"
+# The line where JupyterLab (jupyter_server) prints the address with the login token.
+LAB_URL = re.compile(r"https?://(?:localhost|127\.0\.0\.1)\S*token=\S+")
 
 
 def say(message: str) -> None:
@@ -73,11 +82,49 @@ def ensure_environment(extra: str) -> Path | None:
     return python
 
 
+def lab_command(python: str | Path, euid: int | None = None) -> list[str]:
+    """The JupyterLab command: served from notebooks/, opening lesson 01; as root, allowed."""
+    if euid is None:
+        euid = os.geteuid() if hasattr(os, "geteuid") else -1
+    command = [
+        str(python),
+        "-m",
+        "jupyterlab",
+        f"--ServerApp.root_dir={ROOT / 'notebooks'}",
+        str(ROOT / "notebooks" / FIRST_LESSON),
+    ]
+    if euid == 0:
+        command.append("--allow-root")
+    return command
+
+
+def open_lab(command: list[str]) -> int:
+    """Run JupyterLab, passing its output through, and say once where to open it."""
+    if "--allow-root" in command:
+        say("running as root (a container?): JupyterLab needs --allow-root, so it is added")
+    say("$ " + " ".join(command))
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    announced = False
+    try:
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            found = LAB_URL.search(line)
+            if found and not announced:
+                url = found.group(0).replace("/lab?", f"/lab/tree/{FIRST_LESSON}?", 1)
+                say(f"the course is open at {url} (Ctrl+C here to stop)")
+                announced = True
+        return process.wait()
+    except KeyboardInterrupt:  # JupyterLab got the Ctrl+C too and shuts down
+        return process.wait()
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 10):  # noqa: UP036 (runs under whatever python3 a newcomer has)
         return fail(f"the course needs Python 3.10 or newer; this is {sys.version.split()[0]}.")
     command = argv[0] if argv else "lab"
-    if command not in ("lab", "test"):
+    if command not in ("lab", "test") or (command == "lab" and argv[1:] not in ([], ["--dry-run"])):
         return fail(USAGE)
     if command == "test" and sys.version_info < (3, 11):
         return fail("the test suite needs Python 3.11 or newer (the course itself runs on 3.10).")
@@ -85,8 +132,10 @@ def main(argv: list[str]) -> int:
     if python is None:
         return 1
     if command == "lab":
-        say("opening JupyterLab; start with notebooks/01_embeddings.ipynb (Ctrl+C here to stop)")
-        return run(python, "-m", "jupyterlab", "notebooks")
+        if argv[1:] == ["--dry-run"]:
+            print(" ".join(lab_command(python)))
+            return 0
+        return open_lab(lab_command(python))
     status = run(python, "-m", "ruff", "check", ".")
     status |= run(python, "-m", "ruff", "format", "--check", ".")
     status |= run(python, "-m", "pytest", *argv[1:])
