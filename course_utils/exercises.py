@@ -18,6 +18,7 @@ from course_utils.checkers import (
     classifier,
     embeddings,
     encoder,
+    generation,
     multihead,
     positional,
     probing,
@@ -30,7 +31,16 @@ _PACKAGE = Path(__file__).resolve().parent
 
 EXERCISES: dict[str, Exercise] = {
     exercise.id: exercise
-    for module in (embeddings, attention, multihead, encoder, positional, classifier, probing)
+    for module in (
+        embeddings,
+        attention,
+        multihead,
+        encoder,
+        positional,
+        classifier,
+        probing,
+        generation,
+    )
     for exercise in module.EXERCISES
 }
 
