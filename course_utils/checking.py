@@ -27,6 +27,7 @@ import inspect
 import math
 import random
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -384,7 +385,9 @@ def call_learner(
     }
     log = _InPlaceLog(watched)
     try:
-        with log:
+        # The learner's warnings are shown, never turned into errors by the caller's filters.
+        with log, warnings.catch_warnings():
+            warnings.simplefilter("default")
             output = function(*given_args, **given_kwargs)
     except NotImplementedError:
         raise

@@ -69,6 +69,10 @@ INVERTED_HINT = (
     "scores where the mask is False (scores.masked_fill(~mask, float('-inf')))."
 )
 
+POWER_HINT = (
+    "d_k ** 1/2 means (d_k ** 1) / 2, not a square root; write d_k ** 0.5 or math.sqrt(d_k)."
+)
+
 ATTENTION_MISTAKES = (
     _mistake(
         "no scaling",
@@ -92,11 +96,8 @@ ATTENTION_MISTAKES = (
         "2.83, not 2: divide by math.sqrt(d_k) as it is.",
         scale=lambda q, k, v: math.isqrt(q.size(-1)),
     ),
-    _mistake(
-        "d ** 1/2",
-        "d_k ** 1/2 means (d_k ** 1) / 2, that is d_k / 2; write d_k ** 0.5 or math.sqrt(d_k).",
-        scale=lambda q, k, v: q.size(-1) / 2,
-    ),
+    _mistake("d ** 1/2", POWER_HINT, scale=lambda q, k, v: q.size(-1) / 2),
+    _mistake("scores / d ** 1/2", POWER_HINT, scale=lambda q, k, v: q.size(-1) * 2),
     _mistake(
         "scaled by the number of keys",
         "you scaled by the square root of the number of keys; scale by √d_k, the feature "

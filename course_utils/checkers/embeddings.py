@@ -97,6 +97,7 @@ NEIGHBOUR_MISTAKES = (
         "you ranked by the raw dot product, which favours long vectors (frequent words); "
         "rank by cosine similarity, which only looks at directions.",
         lambda query, embeddings_, k=5: _ranked(embeddings_ @ query, k),
+        (1,),
     ),
     _named(
         "least similar",
@@ -105,6 +106,7 @@ NEIGHBOUR_MISTAKES = (
         lambda query, embeddings_, k=5: _ranked(
             embeddings.cosine_similarity(query[None, :], embeddings_), k, largest=False
         ),
+        (1,),
     ),
     _named(
         "ranked by distance",
@@ -113,6 +115,7 @@ NEIGHBOUR_MISTAKES = (
         lambda query, embeddings_, k=5: _ranked(
             (embeddings_ - query).norm(dim=-1), k, largest=False
         ),
+        (1,),
     ),
     _named(
         "not sorted",
@@ -289,6 +292,12 @@ def _flawed_weights(scale=None, softmax=torch.softmax, dim=-1, scores=None, mix=
     return submission
 
 
+COSINE_HINT = (
+    "you scored the keys by cosine similarity; attention uses the scaled dot product "
+    "query · key / √d, so a key's length matters too."
+)
+POWER_HINT = "d ** 1/2 means (d ** 1) / 2, not a square root; write d ** 0.5 or math.sqrt(d)."
+
 ATTENTION_MISTAKES = (
     _named(
         "no scaling",
@@ -314,8 +323,13 @@ ATTENTION_MISTAKES = (
     ),
     _named(
         "d ** 1/2",
-        "d ** 1/2 means (d ** 1) / 2, that is d / 2; write d ** 0.5 or math.sqrt(d).",
+        POWER_HINT,
         _flawed_weights(scale=lambda keys: keys.size(-1) / 2),
+    ),
+    _named(
+        "scores / d ** 1/2",
+        POWER_HINT,
+        _flawed_weights(scale=lambda keys: keys.size(-1) * 2),
     ),
     _named(
         "multiplied by √d",
@@ -349,13 +363,17 @@ ATTENTION_MISTAKES = (
     ),
     _named(
         "cosine scores",
-        "you scored the keys by cosine similarity; attention uses the scaled dot product "
-        "query · key / √d, so a key's length matters too.",
+        COSINE_HINT,
         _flawed_weights(
             scores=lambda q, k: (
                 embeddings.cosine_similarity(q.unsqueeze(-2), k) * math.sqrt(k.size(-1))
             )
         ),
+    ),
+    _named(
+        "cosine scores, scaled",
+        COSINE_HINT,
+        _flawed_weights(scores=lambda q, k: embeddings.cosine_similarity(q.unsqueeze(-2), k)),
     ),
 )
 

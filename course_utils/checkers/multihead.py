@@ -185,6 +185,13 @@ class _FlawedAttention(nn.Module):
             key = value = query
         if value is None:
             value = key if self.value_default == "key" else query
+        if self.value_default == "query, lesson 02's function":
+            heads, weights = attention.scaled_dot_product_attention(
+                *(self._split(p(t)) for p, t in ((self.q_proj, query), (self.k_proj, key))),
+                self._split(self.v_proj(value)),
+                mask,
+            )
+            return self.out_proj(attention.merge_heads(heads)), weights
         k_proj, v_proj = {
             "own": (self.k_proj, self.v_proj),
             "q_proj": (self.q_proj, self.q_proj),
@@ -217,6 +224,11 @@ def _flawed(name: str, **flaw) -> type:
 DIVIDE_HINT = (
     "num_heads must divide d_model: MultiHeadAttention(10, 3) should raise a ValueError "
     "naming both numbers, not quietly build heads of 10 // 3 = 3 features."
+)
+
+VALUE_DEFAULT_HINT = (
+    "when only key is given, value must default to the key (value = key if value is None), "
+    "not to the query."
 )
 
 MHA_MISTAKES = (
@@ -264,9 +276,16 @@ MHA_MISTAKES = (
     ),
     Mistake(
         "value defaults to the query",
-        "when only key is given, value must default to the key (value = key if value is "
-        "None), not to the query.",
+        VALUE_DEFAULT_HINT,
         _flawed("value defaults to the query", value_default="query"),
+    ),
+    Mistake(
+        "value defaults to the query, lesson 02's function",
+        VALUE_DEFAULT_HINT,
+        _flawed(
+            "value defaults to the query, lesson 02's function",
+            value_default="query, lesson 02's function",
+        ),
     ),
     Mistake(
         "rounded square root",
