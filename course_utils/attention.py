@@ -86,35 +86,47 @@ def padding_mask(lengths: torch.Tensor, seq: int) -> torch.Tensor:
 
 
 def measure_attention_cost(
-    seq_lengths: list[int], d_k: int = 64, repeats: int = 3, device: torch.device | str = "cpu"
+    seq_lengths: list[int],
+    d_k: int = 64,
+    *,
+    batch: int = 1,
+    repeats: int = 20,
+    threads: int = 1,
+    device: torch.device | str = "cpu",
 ) -> list[dict]:
-    """Time one self-attention call for each length and measure its score and weight matrices.
+    """Time one self-attention call for each length; compute the size of its score matrices.
 
-    Returns one dict per length: ``seq``, ``seconds`` (median of ``repeats`` runs) and
-    ``megabytes`` (bytes held by the ``(seq, seq)`` scores and weights of one call).
+    Returns one dict per length: ``seq``; ``seconds``, the fastest of ``repeats`` calls on a
+    ``(batch, seq, d_k)`` input after one warm-up call, with ``threads`` CPU threads (on a
+    CPU this is the thread's CPU time, which leaves out moments when other programs hold
+    the processor; on a GPU it is wall-clock time); and ``megabytes``, the bytes of the
+    ``(batch, seq, seq)`` scores and weights, computed from their number of elements.
     """
+    device = torch.device(device)
+    on_gpu = device.type == "cuda"
+    clock = time.perf_counter if on_gpu else time.thread_time
     generator = torch.Generator().manual_seed(0)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
     results = []
-    for seq in seq_lengths:
-        x = torch.randn(1, seq, d_k, generator=generator).to(device)
-        timings = []
-        for _ in range(repeats):
-            if torch.device(device).type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            _, weights = scaled_dot_product_attention(x, x, x)
-            if torch.device(device).type == "cuda":
-                torch.cuda.synchronize()
-            timings.append(time.perf_counter() - start)
-        # The scores and the weights are both (seq, seq): that is what grows with seq².
-        matrix_bytes = 2 * weights.numel() * weights.element_size()
-        results.append(
-            {
-                "seq": seq,
-                "seconds": sorted(timings)[len(timings) // 2],
-                "megabytes": matrix_bytes / 1e6,
-            }
-        )
+    try:
+        for seq in seq_lengths:
+            x = torch.randn(batch, seq, d_k, generator=generator).to(device)
+            scaled_dot_product_attention(x, x, x)  # warm-up: first calls pay one-off costs
+            timings = []
+            for _ in range(repeats):
+                if on_gpu:
+                    torch.cuda.synchronize()
+                start = clock()
+                _, weights = scaled_dot_product_attention(x, x, x)
+                if on_gpu:
+                    torch.cuda.synchronize()
+                timings.append(clock() - start)
+            # The scores and the weights are both (batch, seq, seq): what grows with seq².
+            matrix_bytes = 2 * weights.numel() * weights.element_size()
+            results.append({"seq": seq, "seconds": min(timings), "megabytes": matrix_bytes / 1e6})
+    finally:
+        torch.set_num_threads(previous_threads)
     return results
 
 

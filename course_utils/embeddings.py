@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from course_utils.settings import sized
+
 __all__ = [
     "UNKNOWN",
     "WordAttention",
@@ -24,6 +26,7 @@ __all__ = [
     "cosine_similarity",
     "encode",
     "image_to_patches",
+    "known_words",
     "nearest_neighbours",
     "neighbours_of",
     "one_hot",
@@ -107,8 +110,13 @@ def train_word2vec(
     With ``workers=1`` (the default) the result depends only on ``seed``: every run
     prints the same neighbours. More worker threads train faster on several cores, but
     the order in which they update the vectors, and so the vectors, changes run to run.
+    Under ``COURSE_QUICK=1`` (smoke tests) at most 2 epochs are run.
     """
     from gensim.models import Word2Vec
+
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    epochs = sized(epochs, min(epochs, 2))
 
     model = Word2Vec(
         sentences,
@@ -121,6 +129,17 @@ def train_word2vec(
         sg=0,
     )
     return model.wv
+
+
+def known_words(words: Sequence[str], vectors) -> list[str]:
+    """The words that have a vector, in order; prints one line naming any left out.
+
+    Lets a demo run on whatever corpus was available (the Brown corpus or its fallback).
+    """
+    missing = [w for w in words if w not in vectors]
+    if missing:
+        print(f"(left out, not in this corpus's vocabulary: {', '.join(missing)})")
+    return [w for w in words if w in vectors]
 
 
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import NullLocator
 
 __all__ = [
     "attention_heatmap",
@@ -97,20 +98,31 @@ def saturation_curves(dims, unscaled, scaled, *, ylabel: str, ax=None):
 
 
 def cost_curves(seq_lengths, seconds, megabytes, *, axes=None):
-    """Plot attention's time and memory against sequence length (log-log, slope-2 guide)."""
+    """Plot attention's time and memory against sequence length (log-log, slope-2 guide).
+
+    Each legend gives the slope fitted to the points (2 means cost ∝ seq²); ``megabytes``
+    is labelled as computed, since it comes from the matrices' number of elements.
+    """
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     seq = np.asarray(seq_lengths, dtype=float)
-    labels = ("time (ms)", "memory of the weights (MB)")
-    for ax, values, label in zip(axes, (seconds, megabytes), labels, strict=True):
-        values = np.asarray(values, dtype=float) * (1000.0 if label.startswith("time") else 1.0)
-        ax.loglog(seq, values, "o-", label="measured")
+    panels = (
+        (np.asarray(seconds, dtype=float) * 1000.0, "time per call (ms, measured)"),
+        (np.asarray(megabytes, dtype=float), "scores + weights (MB, computed)"),
+    )
+    powers_of_two = [s for s in seq if s.is_integer() and int(s) & (int(s) - 1) == 0]
+    ticks = powers_of_two if len(powers_of_two) >= 2 else list(seq)
+    for ax, (values, label) in zip(axes, panels, strict=True):
+        slope = np.polyfit(np.log(seq), np.log(values), 1)[0]
+        ax.loglog(seq, values, "o-", label=f"fitted slope {slope:.2f}")
         guide = values[-1] * (seq / seq[-1]) ** 2  # a line of slope 2 through the last point
         ax.loglog(seq, guide, "--", color="gray", label="∝ seq² (slope 2)")
+        ax.set_xticks(ticks, [f"{int(t):,}" for t in ticks])
+        ax.xaxis.set_minor_locator(NullLocator())  # no crowded 3×10², 4×10², ... labels
         ax.set_xlabel("sequence length")
         ax.set_ylabel(label)
         ax.legend()
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3, which="major")
     return axes
 
 
@@ -176,13 +188,18 @@ def line_chart(
     ylabel: str,
     title: str | None = None,
     logy: bool = False,
+    styles: dict | None = None,
     ax=None,
 ):
-    """Plot several named curves against the same ``x`` (``series`` maps a label to values)."""
+    """Plot several named curves against the same ``x`` (``series`` maps a label to values).
+
+    ``styles`` maps a label to keyword arguments of ``ax.plot`` (default: dots joined by lines).
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.8))
     for label, values in series.items():
-        ax.plot(_as_numpy(x), _as_numpy(values), "o-", markersize=3, label=label)
+        style = (styles or {}).get(label, {"marker": "o", "markersize": 3})
+        ax.plot(_as_numpy(x), _as_numpy(values), label=label, **style)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -212,6 +229,64 @@ def feature_bars(vectors: dict, *, title: str | None = None, ax=None):
     return ax
 
 
+# Where a label may go relative to its point, nearest first: (dx, dy) in points, alignment.
+_LABEL_SPOTS = [
+    ((dx, dy), align)
+    for dy in (3, -11, 14, -22, 25, -33)
+    for dx, align in ((4, "left"), (-4, "right"))
+]
+
+
+def _place_labels(ax, coords: np.ndarray, words: Sequence[str], fontsize: int = 9) -> None:
+    """Label each point at the nearby spot that overlaps other labels least, then other points."""
+    ax.figure.canvas.draw()  # fixes the axis limits and gives a renderer to measure text
+    renderer = ax.figure.canvas.get_renderer()
+    radius = 4 * ax.figure.dpi / 72  # half a marker, in pixels
+    centres = ax.transData.transform(coords)  # (num_words, 2) in pixels
+    dots = [(x - radius, y - radius, x + radius, y + radius) for x, y in centres]
+    labels: list[tuple[float, float, float, float]] = []
+    frame = tuple(ax.get_window_extent(renderer).extents)  # the axes: x0, y0, x1, y1
+
+    def area(box, others) -> float:
+        return sum(
+            max(0.0, min(box.x1, o[2]) - max(box.x0, o[0]))
+            * max(0.0, min(box.y1, o[3]) - max(box.y0, o[1]))
+            for o in others
+        )
+
+    for index, ((x, y), word) in enumerate(zip(coords, words, strict=True)):
+        best = None
+        for rank, (offset, align) in enumerate(_LABEL_SPOTS):
+            far = rank >= 4  # beyond the four spots touching the dot: draw a leader line
+            label = ax.annotate(
+                word,
+                (x, y),
+                xytext=offset,
+                textcoords="offset points",
+                ha=align,
+                fontsize=fontsize,
+                arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6} if far else None,
+            )
+            box = label.get_window_extent(renderer)
+            inside = area(box, [frame]) / (box.width * box.height)  # share within the axes
+            # A label nearer another dot than its own would name the wrong point.
+            gaps = np.hypot(*(centres - [(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2]).T)
+            misleading = gaps.argmin() != index
+            # Hiding another label is worst, leaving the axes or misleading next, covering a
+            # dot least.
+            cost = 1000 * area(box, labels) + 10_000 * (1 - inside + misleading) + area(box, dots)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, label, box)
+            else:
+                label.remove()
+            if cost == 0:
+                break
+        box = best[2]
+        labels.append((box.x0, box.y0, box.x1, box.y1))
+
+
 def word_map(points, words: Sequence[str], groups: Sequence[str] | None = None, *, ax=None):
     """Scatter words at 2-D ``points`` ``(num_words, 2)`` with their labels, coloured by group."""
     coords = _as_numpy(points)
@@ -223,8 +298,7 @@ def word_map(points, words: Sequence[str], groups: Sequence[str] | None = None, 
     for group in dict.fromkeys(groups):  # first-seen order, so colours are stable
         rows = [i for i, g in enumerate(groups) if g == group]
         ax.scatter(coords[rows, 0], coords[rows, 1], label=group, s=25)
-    for (x, y), word in zip(coords, words, strict=True):
-        ax.annotate(word, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=9)
+    _place_labels(ax, coords, words)
     ax.set_xlabel("first principal component")
     ax.set_ylabel("second principal component")
     if len(set(groups)) > 1:

@@ -1,14 +1,28 @@
-"""Interactive demos built with ipywidgets; the computations live in plain functions elsewhere."""
+"""Interactive demos built with ipywidgets; the computations live in plain functions elsewhere.
+
+Every demo is a :class:`LiveView`: a running notebook shows the controls, and a viewer that
+cannot run widgets (GitHub, nbviewer, a saved solution notebook opened without a kernel)
+shows a static HTML copy of what the demo displayed when the notebook was executed.
+"""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 import ipywidgets as widgets
 
 from course_utils.embeddings import WordAttention, word_attention
 
-__all__ = ["AttentionExplorer", "attention_table_html", "masked_lm_probe", "parse_words"]
+__all__ = [
+    "AttentionExplorer",
+    "LiveView",
+    "attention_table_html",
+    "masked_lm_probe",
+    "parse_words",
+]
+
+CUSTOM = "(type your own)"
 
 PRESETS = {
     "bank among water words": ("bank", "water shore boat money"),
@@ -22,6 +36,26 @@ PRESETS = {
 def parse_words(text: str) -> list[str]:
     """Split what the learner typed into lowercase words (commas and any spacing are fine)."""
     return text.replace(",", " ").lower().split()
+
+
+class LiveView(widgets.VBox):
+    """A column of widgets that also carries a static HTML rendering of its current state.
+
+    ``static_html`` is called whenever the view is displayed; its result goes into the
+    display's ``text/html``, next to the widget view, so an executed notebook keeps a
+    readable table where widgets cannot be rendered.
+    """
+
+    def __init__(self, children: list[widgets.Widget], static_html: Callable[[], str]):
+        super().__init__(children)
+        self._static_html = static_html
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        note = "<p><i>(A static copy: run the notebook to use the controls.)</i></p>"
+        bundle["text/html"] = self._static_html() + note
+        bundle["text/plain"] = "Interactive demo: run the notebook to use it."
+        return bundle
 
 
 def attention_table_html(result: WordAttention) -> str:
@@ -51,9 +85,8 @@ class AttentionExplorer:
     def __init__(self, vectors, query: str = "bank", keys: str = "water shore boat money"):
         self.vectors = vectors
         self.weights = None
-        self.preset = widgets.Dropdown(
-            options=["(type your own)", *PRESETS], description="examples"
-        )
+        self._applying_preset = False
+        self.preset = widgets.Dropdown(options=[CUSTOM, *PRESETS], description="examples")
         self.query = widgets.Text(value=query, description="query", continuous_update=False)
         self.keys = widgets.Text(
             value=keys,
@@ -66,17 +99,43 @@ class AttentionExplorer:
         self.preset.observe(self._apply_preset, names="value")
         self.query.observe(self.update, names="value")
         self.keys.observe(self.update, names="value")
-        self.view = widgets.VBox([self.preset, widgets.HBox([self.query, self.keys]), self.output])
+        self.view = LiveView(
+            [self.preset, widgets.HBox([self.query, self.keys]), self.output], self._static_html
+        )
         self.update()
 
     def _apply_preset(self, change=None) -> None:
         if self.preset.value in PRESETS:
-            self.query.value, self.keys.value = PRESETS[self.preset.value]  # each change updates
+            self._applying_preset = True  # the dropdown follows the text only once both are set
+            try:
+                self.query.value, self.keys.value = PRESETS[self.preset.value]
+            finally:
+                self._applying_preset = False
+            self.update()
+
+    def _follow_typed_words(self, query_words: list[str], keys: list[str]) -> None:
+        """Show the example that matches the typed words, or "(type your own)"."""
+        typed = (query_words, keys)
+        match = next(
+            (name for name, (q, k) in PRESETS.items() if (parse_words(q), parse_words(k)) == typed),
+            CUSTOM,
+        )
+        if self.preset.value != match:
+            self.preset.value = match  # a matching preset sets the same words: no loop
+
+    def _static_html(self) -> str:
+        return (
+            f"<p>query: <code>{html.escape(self.query.value)}</code>, "
+            f"keys: <code>{html.escape(self.keys.value)}</code></p>{self.output.value}"
+        )
 
     def update(self, change=None) -> None:
         """Recompute the weights for the current query and keys, and show them."""
+        if self._applying_preset:
+            return
         query_words = parse_words(self.query.value)
         keys = parse_words(self.keys.value)
+        self._follow_typed_words(query_words, keys)
         if len(query_words) != 1 or not keys:
             self.weights = None
             self.output.value = "<p>Type one query word and at least one key word.</p>"
@@ -99,11 +158,12 @@ class AttentionExplorer:
 
 def masked_lm_probe(
     model, tokenizer, text: str = "The doctor picked up ___ bag.", candidates: str = "his, her"
-) -> widgets.VBox:
+) -> LiveView:
     """Type a sentence with a blank ``___`` and candidate words; see each one's probability.
 
     Lesson 07. The work is done by the plain function :func:`course_utils.probing.probe_table`;
-    the table updates when Enter is pressed in either box.
+    the table updates when Enter is pressed in either box. Where widgets cannot run, the
+    display shows the table as it was when the cell ran.
     """
     from course_utils.probing import probe_table
 
@@ -132,7 +192,13 @@ def masked_lm_probe(
             formatters={"probability": "{:.3g}".format, "share": "{:.1%}".format},
         )
 
+    def static_html() -> str:
+        return (
+            f"<p>sentence: <code>{html.escape(sentence.value)}</code>, "
+            f"candidates: <code>{html.escape(words.value)}</code></p>{output.value}"
+        )
+
     sentence.observe(update, names="value")
     words.observe(update, names="value")
     update()
-    return widgets.VBox([sentence, words, output])
+    return LiveView([sentence, words, output], static_html)

@@ -49,7 +49,9 @@ set_seed(0)
 # - its **value** $v = x W_V$ is what it hands over when someone attends to it.
 #
 # Why three maps and not the raw vectors? With raw vectors, the score of token $i$ for
-# token $j$ would be $x_i \cdot x_j$: symmetric, and largest for a token and itself. Separate
+# token $j$ would be $x_i \cdot x_j$: symmetric, and usually largest for a token and itself
+# (only a longer vector pointing in a similar direction beats $x_i \cdot x_i = \lVert x_i
+# \rVert^2$). Separate
 # query and key maps let "a verb looking for its subject" differ from "a subject looking for
 # its verb"; a separate value map lets what a token is *found by* differ from what it *says*.
 #
@@ -148,6 +150,8 @@ saturation_curves(
     stats["max weight scaled"],
     ylabel="largest softmax weight (mean)",
 ).set_title("Without √d the softmax saturates")
+plt.show()
+
 # %% [markdown]
 # Without scaling, the largest weight climbs towards 1 as $d$ grows: attention becomes a
 # hard "pick one key". With scaling it stays put. Dividing by $d$ instead of $\sqrt d$
@@ -167,8 +171,9 @@ saturation_curves(
 #
 # A mask is a boolean tensor broadcastable to the scores' shape `(..., seq_q, seq_k)`. In
 # this course, as in PyTorch's `F.scaled_dot_product_attention` and in Hugging Face,
-# **True means "may attend"**. (`nn.MultiheadAttention`'s `key_padding_mask` uses the
-# opposite convention; when you meet it, invert explicitly in a named variable.)
+# **True means "may attend"**. (`nn.MultiheadAttention` uses the opposite convention for
+# both of its boolean masks, `key_padding_mask` and `attn_mask`: there True means
+# "blocked". When you meet them, invert explicitly, in a named variable.)
 #
 # Masking happens on the **scores, before the softmax**, by setting the forbidden scores to
 # $-\infty$. Why not to 0? Look at one query's scores:
@@ -197,8 +202,11 @@ print(
 # sum to 1.
 #
 # One consequence: a query that may attend to **no** key at all gets a row of only −∞, and
-# a softmax of that is 0/0 = NaN. Real padding masks always leave at least the real tokens
-# visible, so this only happens through a bug, and NaN makes the bug loud.
+# a softmax of that is 0/0 = NaN. This can happen legitimately. When a model generates
+# text for a batch of prompts, the short prompts are padded on the *left*; with a causal
+# mask, a padding position at the start sees only earlier padding, so every key is masked.
+# Libraries then give such rows some harmless weights or zero their outputs, which are
+# ignored anyway. Anywhere else a fully masked row is a bug, and NaN makes it loud.
 
 # %% [markdown]
 # ## 5. Exercises (25 min)
@@ -254,7 +262,7 @@ print(f"largest difference from PyTorch: {(ours - theirs).abs().max().item():.1e
 #
 # Write `causal_mask(seq)` returning a `(seq, seq)` bool tensor in which query $i$ may
 # attend to key $j$ exactly when $j \le i$. Row $i$ is query $i$; column $j$ is key $j$.
-# `torch.ones(..., dtype=torch.bool)` and `torch.tril` will do it.
+# Draw the mask for `seq = 4` on paper first: which part of the square is True?
 
 
 # %% tags=["exercise"]
@@ -273,8 +281,9 @@ check("2.2", causal_mask)
 #
 # Write `padding_mask(lengths, seq)`: given each sentence's number of real tokens,
 # `lengths` of shape `(batch,)`, return a `(batch, seq)` bool tensor that is True at the
-# real tokens and False at the padding after them. Hint: compare `torch.arange(seq)`
-# with `lengths`, broadcasting one along rows and the other along columns.
+# real tokens and False at the padding after them. Write it without a Python loop: entry
+# `(b, p)` is True exactly when position `p` comes before `lengths[b]`, so the task is to
+# compare every position with every length at once.
 #
 # To use it as an attention mask, give it a query axis, `mask[:, None, :]`, of shape
 # `(batch, 1, seq_k)`: the same keys are hidden from every query of that sentence.
@@ -316,6 +325,7 @@ fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 attention_heatmap(w_pad[1], ax=axes[0], title="padding mask (2nd sequence, length 4)")
 attention_heatmap(w_both[1], ax=axes[1], title="padding & causal mask")
 plt.tight_layout()
+plt.show()
 
 # %% [markdown]
 # ## 6. Attention over real words (10 min)
@@ -324,9 +334,10 @@ plt.tight_layout()
 # of seconds, by `course_utils.wordvectors`) on about 58,000 words of news. We use each
 # word's vector directly as its query, key and value, that is $W_Q = W_K = W_V = I$: a
 # trained transformer would learn better maps, but even this shows attention following
-# meaning. One twist: with identical queries and keys, every word's best match is itself,
-# so we hide the diagonal with a mask (True everywhere except $i = j$) and each word must
-# look at the *other* words.
+# meaning. One twist: with identical queries and keys, a word's best match is usually
+# itself (its score with itself is its squared length, which only a longer vector
+# pointing in a similar direction can beat), so we hide the diagonal with a mask (True
+# everywhere except $i = j$) and each word must look at the *other* words.
 
 # %%
 vectors = news_word_vectors()
@@ -335,6 +346,8 @@ x = sentence_vectors(words, vectors)  # (seq, 48)
 not_self = ~torch.eye(len(words), dtype=torch.bool)
 _, weights = reference.scaled_dot_product_attention(x, x, x, mask=not_self)
 attention_heatmap(weights, words, words, title="Each word attends to the other words")
+plt.show()
+
 # %% [markdown]
 # Read a row: it is one word's attention over the sentence. Related content words find
 # each other ("man" looks at "arrested", "police" at "arrested" and "near"), and the three
@@ -356,24 +369,32 @@ attention_heatmap(weights, words, words, title="Each word attends to the other w
 #
 # The score matrix has one entry per query–key pair: `seq × seq`. Doubling the sentence
 # quadruples the scores to compute and to store. The cell below times one self-attention
-# call and measures the memory of its score and weight matrices for growing lengths
-# (a few seconds).
+# call (one sentence, one head, $d_k = 64$) for lengths from 256 to 2,048 tokens, in
+# a few seconds. Timing on a busy computer needs care, so it runs one warm-up call
+# first, keeps the fastest of 20 calls, uses one thread, and counts only the processor
+# time of that thread, not the moments when other programs have the processor.
+#
+# The memory is not measured but computed: scores and weights are two `(seq, seq)`
+# matrices of 4-byte floats, `2 * weights.numel() * 4` bytes.
 
 # %%
-lengths = [256, 512, 1024, 2048, 4096]
+lengths = [256, 362, 512, 724, 1024, 1448, 2048]  # each √2 times the previous
 cost = reference.measure_attention_cost(lengths, d_k=64, device=device)
 for row in cost:
-    print(f"seq {row['seq']:5d}: {1000 * row['seconds']:8.2f} ms  {row['megabytes']:8.1f} MB")
+    print(f"seq {row['seq']:5d}: {1000 * row['seconds']:7.2f} ms  {row['megabytes']:6.1f} MB")
 cost_curves(lengths, [r["seconds"] for r in cost], [r["megabytes"] for r in cost])
+plt.show()
 
 # %% [markdown]
-# On log–log axes a power law is a straight line, and both curves run parallel to the
-# slope-2 guide: time and memory grow like seq². (At short lengths the time is dominated
-# by fixed overheads, so its curve starts flatter.) At 4,096 tokens one attention call
-# already holds over 100 MB of scores; a model has many heads and layers. That is why
-# long-context models use fused kernels such as FlashAttention, which never store the full
-# matrix (memory grows linearly, the arithmetic is still quadratic), or restrict which
-# pairs may attend at all.
+# On log–log axes a power law $c \cdot seq^k$ is a straight line of slope $k$. The fitted
+# slopes in the legends are close to 2: time and memory grow like seq². (Memory is
+# exactly quadratic by construction; the measured time wobbles a little, because the
+# processor's caches serve short sequences better than long ones.) At 2,048 tokens one
+# head of one sentence already holds 34 MB of scores and weights, and training keeps
+# them for every head, layer and sentence of the batch until the backward pass. That is
+# why long-context models use fused kernels such as FlashAttention, which never store
+# the full matrix (memory grows linearly, the arithmetic is still quadratic), or
+# restrict which pairs may attend at all.
 
 # %% [markdown]
 # ## Summary

@@ -87,8 +87,9 @@ print(
 #
 # Each column pair is a clock hand turning at its own speed as the position grows. Pair 0
 # turns by one radian per position (a full turn every 6.3 positions); each following
-# pair turns more slowly, down to one turn in about $2\pi \cdot 10000$ positions for the
-# last. Read together, the hands give every position a distinct pattern, the way the
+# pair turns more slowly. The last pair, $2i = d_{model} - 2$, needs
+# $2\pi \cdot 10000^{(d_{model}-2)/d_{model}}$ positions for one turn: about 47,000 for
+# $d_{model} = 64$, approaching $2\pi \cdot 10000 \approx 63{,}000$ as $d_{model}$ grows. Read together, the hands give every position a distinct pattern, the way the
 # hands of a clock give every minute of a day a distinct reading, and every entry stays
 # between −1 and 1, whatever the length.
 #
@@ -99,11 +100,10 @@ print(
 # odd ones, and the **same** frequency $1/10000^{2i/d_{model}}$ for the two columns of a
 # pair (the exponent uses the even column's index $2i$).
 #
-# Hints: `torch.arange(max_len)[:, None]` is a column of positions `(max_len, 1)`;
-# `torch.arange(0, d_model, 2)` gives the values of $2i$; broadcasting the two makes all
-# the angles `(max_len, number of pairs)`; then fill `table[:, 0::2]` and `table[:, 1::2]`.
-# The checker also tries an odd `d_model`, where the last column is a sine without its
-# cosine: use only the first `d_model // 2` angles for the cosines.
+# Build all the angles at once, without a Python loop: a column of positions times a row
+# of frequencies broadcasts to `(max_len, number of pairs)`. Slicing with a step of 2
+# (`table[:, 0::2]`) reaches every other column. The checker also tries an odd `d_model`,
+# where the last column is a sine without its cosine: make sure your code handles it.
 
 
 # %% tags=["exercise"]
@@ -131,6 +131,26 @@ check("5.1", sinusoidal_positional_encoding)
 # %%
 table = reference.sinusoidal_positional_encoding(100, 64)
 positional_heatmap(table, title="Sinusoidal positional encoding, 100 positions × 64 features")
+plt.show()
+
+# %% [markdown]
+# The same table read column by column: each column is a wave along the positions, and
+# the further right the column, the longer its wave. Columns 4 and 5 (pair 2) repeat
+# every 11 positions, column 16 (pair 8) every 63, and column 40 (pair 20) only about
+# every 2,000, so over these 60 positions it only creeps up to 0.19. Columns 4 and 5 are the
+# same wave shifted by a quarter turn: sine and cosine.
+
+# %%
+columns = {4: "-", 5: "--", 16: "-", 40: "-"}
+ax = line_chart(
+    torch.arange(60),
+    {f"column {c}": table[:60, c] for c in columns},
+    xlabel="position",
+    ylabel="value",
+    title="Four columns of the table",
+    styles={f"column {c}": {"linestyle": style} for c, style in columns.items()},
+)
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
 plt.show()
 
 # %% [markdown]
@@ -206,10 +226,20 @@ gap = (pooled["dog bites man"] - pooled["man bites dog"]).abs().max().item()
 print("dog bites man and man bites dog now differ:", gap > 1e-3)
 
 # %% [markdown]
-# One practical detail for lesson 06: the encodings lie in [−1, 1], and freshly
-# initialised embeddings can be of a similar size or smaller, so the position could drown
-# out the word. Transformers therefore multiply the token embeddings by
-# $\sqrt{d_{model}}$ before adding the encodings.
+# One practical detail for lesson 06: the sizes of the two vectors being added. Every row
+# of the table has length $\sqrt{d_{model}/2}$, since each pair contributes
+# $\sin^2 + \cos^2 = 1$. The length of a token embedding depends on how it was
+# initialised. The original transformer's code (tensor2tensor) drew embedding entries with standard
+# deviation $1/\sqrt{d_{model}}$, a vector length of about 1, so the position would have
+# drowned out the word; it therefore multiplied the embeddings by $\sqrt{d_{model}}$,
+# bringing them to a length of about $\sqrt{d_{model}}$, comparable to the encodings.
+# Lesson 06 does the same. The factor belongs with that initialisation: `nn.Embedding`'s
+# default entries already have standard deviation 1, and multiplying those by
+# $\sqrt{d_{model}}$ would make the word drown out the position instead.
+#
+# A warning about two similar names: the **positional** encoding tells the model where
+# each token is, while the **position-wise** feed-forward network of lesson 04 is just
+# the same small network applied at every position separately, blind to which one.
 
 # %% [markdown]
 # **Think: why add the encodings instead of concatenating them to the embeddings?**
@@ -228,7 +258,8 @@ print("dog bites man and man bites dog now differ:", gap > 1e-3)
 # $$PE_p \cdot PE_q = \sum_i \cos\big(\omega_i\,(p - q)\big), \qquad \omega_i = 1/10000^{2i/d_{model}}.$$
 #
 # Plot $PE_p \cdot PE_{p+k}$ against the distance $k$, starting from three different
-# positions $p$: the three curves fall exactly on top of each other. The dot product is
+# positions $p$ (drawn as a line, circles and crosses): the three fall exactly on top of
+# each other. The dot product is
 # largest at distance 0 ($d_{model}/2 = 32$) and falls, with ripples, as positions move
 # apart, so nearby positions look alike to attention's dot products.
 
@@ -242,8 +273,15 @@ line_chart(
     xlabel="distance k between positions",
     ylabel="PE[p] · PE[p + k]",
     title="Dot product between positions depends only on their distance",
+    styles={
+        "from position 0": {"linewidth": 2.5, "alpha": 0.5},
+        "from position 40": {"marker": "o", "markersize": 6, "fillstyle": "none", "ls": ""},
+        "from position 90": {"marker": "x", "markersize": 4, "ls": ""},
+    },
 )
 plt.show()
+gaps = [(curve - curves["from position 0"]).abs().max().item() for curve in curves.values()]
+print(f"largest gap between the curves: {max(gaps):.1e}")
 
 # %% [markdown]
 # There is more structure: moving every position by the same offset $k$ turns each clock

@@ -108,7 +108,7 @@ def test_brown_from_the_shared_nltk_data(monkeypatch):
     assert len(sentences) == 57_340 and sentences[0][:3] == ["the", "fulton", "county"]
     words = [w for s in sentences for w in s]
     assert all(w == w.lower() and any(c.isalpha() for c in w) for w in words)
-    assert len(data.brown_sentences(lowercase=False, words_only=False)[0]) == 25
+    assert len(data.brown_corpus().sents()[0]) == 25  # raw tokens, without a second full parse
 
 
 def test_brown_from_nltk_data_does_not_download(monkeypatch, tmp_path, isolated):
@@ -122,6 +122,7 @@ def test_brown_from_nltk_data_does_not_download(monkeypatch, tmp_path, isolated)
 def test_brown_from_warm_cache(tmp_path, isolated):
     _install_brown(isolated / "nltk_data", tmp_path)
     _check_brown(data.brown_sentences())
+    assert data.brown_sentences(lowercase=False, words_only=False)[2] == ["Money", "is", "10", "."]
 
 
 def test_brown_download_goes_to_the_cache_once(monkeypatch, tmp_path, isolated):

@@ -150,3 +150,38 @@ def test_plots_draw_words_and_patches():
     with pytest.raises(ValueError, match="shape"):
         word_map(torch.randn(3, 3), ["a", "b", "c"])
     matplotlib.pyplot.close("all")
+
+
+def test_word_map_labels_do_not_overlap_when_points_crowd():
+    from course_utils.plots import word_map
+
+    points = torch.tensor([[0.0, 0.0], [0.02, 0.01], [0.01, -0.02], [0.03, 0.0], [5.0, 5.0]])
+    words = ["shore", "lake", "hills", "valley", "river"]
+    ax = word_map(points, words)
+    renderer = ax.figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert [t.get_text() for t in ax.texts] == words
+    for i, first in enumerate(boxes):
+        for second in boxes[i + 1 :]:
+            assert not first.overlaps(second), "two labels overlap"
+    matplotlib.pyplot.close("all")
+
+
+def test_known_words_keeps_order_and_names_what_it_leaves_out(lee_vectors, capsys):
+    assert E.known_words(["police", "zyzzyva", "said"], lee_vectors) == ["police", "said"]
+    assert "zyzzyva" in capsys.readouterr().out
+    assert E.known_words(["police"], lee_vectors) == ["police"]
+    assert capsys.readouterr().out == ""
+
+
+def test_word2vec_runs_two_epochs_under_course_quick(monkeypatch):
+    sentences = [["a", "b", "c", "a"], ["b", "c", "a", "b"]] * 20
+    monkeypatch.setenv("COURSE_QUICK", "1")
+    quick = E.train_word2vec(sentences, vector_size=8, min_count=1, epochs=20)
+    two = E.train_word2vec(sentences, vector_size=8, min_count=1, epochs=2)
+    monkeypatch.setenv("COURSE_QUICK", "0")
+    full = E.train_word2vec(sentences, vector_size=8, min_count=1, epochs=20)
+    assert np.array_equal(quick.vectors, two.vectors)
+    assert not np.array_equal(quick.vectors, full.vectors)
+    with pytest.raises(ValueError, match="epochs"):
+        E.train_word2vec(sentences, epochs=0)

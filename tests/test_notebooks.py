@@ -84,6 +84,71 @@ def test_question_finder_sees_questions_in_prose():
     assert _questions(text) == ["**Think: why add?", "Is $x$ large?"]
 
 
+BARE_REPR = re.compile(
+    r"^\s*(Text\(|<Axes|array\(\[<Axes|<matplotlib|\[<matplotlib\.|<Figure size|"
+    r"\(<Figure|<mpl_toolkits)"
+)
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _bare_reprs(notebook: nbformat.NotebookNode) -> dict[str, str]:
+    """Cells whose output is a matplotlib object's repr rather than a picture (cell id: text)."""
+    found = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if output.output_type in ("execute_result", "display_data") and "image/png" not in data:
+                text = data.get("text/plain", "")
+                if BARE_REPR.match(text):
+                    found[cell.id] = text[:80]
+    return found
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=LESSON_IDS)
+def test_no_solution_output_is_a_bare_matplotlib_repr(lesson):
+    bare = _bare_reprs(nbformat.read(lesson.solution_path, as_version=4))
+    assert not bare, f"{lesson.stem}: end these cells with plt.show() or ';': {bare}"
+
+
+def test_bare_repr_finder_spots_axes_and_text_but_not_figures():
+    def output(text, image=False):
+        data = {"text/plain": text, **({"image/png": "iVBOR"} if image else {})}
+        return nbformat.v4.new_output("display_data", data=data)
+
+    cells = [nbformat.v4.new_code_cell(id=f"c{i}") for i in range(4)]
+    cells[0].outputs = [output("Text(0.5, 1.0, 'Title')")]
+    cells[1].outputs = [output("array([<Axes: >, <Axes: >], dtype=object)")]
+    cells[2].outputs = [output("<Figure size 640x480 with 1 Axes>", image=True)]
+    cells[3].outputs = [output("tensor([1., 2.])")]
+    assert set(_bare_reprs(nbformat.v4.new_notebook(cells=cells))) == {"c0", "c1"}
+
+
+PROGRESS_BAR = re.compile(r"\|.*\| *\d+/\d+")  # tqdm's text: "name:  40%|####  | 8/20 [...]"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=LESSON_IDS)
+def test_every_widget_has_a_static_fallback_in_the_solution(lesson):
+    """Demos carry an HTML table; progress bars have their final state saved with the notebook."""
+    notebook = nbformat.read(lesson.solution_path, as_version=4)
+    saved = notebook.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json")
+    saved_ids = set(saved["state"]) if saved else set()
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW not in data:
+                continue
+            if PROGRESS_BAR.search(data.get("text/plain", "")):
+                assert data[WIDGET_VIEW]["model_id"] in saved_ids, (
+                    f"{lesson.stem}: the progress bar of {cell.id} has no saved widget state; "
+                    "rebuild the notebook with tools/build_notebooks.py"
+                )
+            else:
+                assert "<table" in data.get("text/html", ""), (
+                    f"{lesson.stem}: the widget of {cell.id} has no static HTML table; "
+                    "display it through course_utils.widgets.LiveView"
+                )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson", LESSONS, ids=LESSON_IDS)
 def test_learner_notebook_fails_only_at_checks_with_not_implemented(lesson, tmp_path):
@@ -104,3 +169,36 @@ def test_learner_notebook_fails_only_at_checks_with_not_implemented(lesson, tmp_
                 failures[cell.id] = output.ename
     checks = [c.id for c in notebook.cells if "check" in c.metadata.get("tags", [])]
     assert failures == dict.fromkeys(checks, "NotImplementedError")
+
+
+@pytest.mark.slow
+def test_lesson_01_runs_to_the_end_without_the_brown_corpus(monkeypatch, tmp_path):
+    """Offline with no Brown anywhere, lesson 01 falls back to a small corpus and finishes."""
+    from nbclient import NotebookClient
+
+    empty = tmp_path / "empty_nltk_data"
+    empty.mkdir()
+    monkeypatch.setenv("NLTK_DATA", str(empty))
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/nltk_data either
+    lesson = next(lesson for lesson in LESSONS if lesson.number == "01")
+    notebook = build.build(lesson, learner=False)
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    errors = {
+        cell.id: f"{output.ename}: {output.evalue}"
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.output_type == "error"
+    }
+    assert not errors, f"lesson 01 without Brown stopped: {errors}"
+    printed = "".join(
+        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
+    )
+    assert "NOTICE: the Brown corpus is not available" in printed

@@ -114,6 +114,10 @@ def _table_with_pow(max_len, d_model):
     return table
 
 
+def _add_with_explicit_batch_axis(x, table):
+    return torch.add(x, table[None, : x.shape[1], :])
+
+
 def _add_in_place(x, table):
     x += table[: x.shape[1]].unsqueeze(0)
     return x
@@ -122,5 +126,12 @@ def _add_in_place(x, table):
 def test_checkers_accept_other_correct_code(capsys):
     check("5.1", _table_with_a_loop)
     check("5.1", _table_with_pow)
-    check("5.2", _add_in_place)
+    check("5.2", _add_with_explicit_batch_axis)
     assert capsys.readouterr().out.count("✓") == 3
+
+
+def test_adding_in_place_is_refused_since_it_changes_the_callers_tensor():
+    from course_utils.checking import CheckFailed
+
+    with pytest.raises(CheckFailed, match="in place"):
+        check("5.2", _add_in_place)

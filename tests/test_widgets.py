@@ -70,3 +70,38 @@ def test_unknown_or_missing_words_give_a_message_not_an_error(vectors):
 
 def test_parse_words_accepts_commas_and_any_spacing():
     assert parse_words(" River,bank   Water ") == ["river", "bank", "water"]
+
+
+def test_dropdown_follows_the_typed_words(vectors):
+    explorer = AttentionExplorer(vectors, query="bank", keys="river money")
+    assert explorer.preset.value == "(type your own)"
+    name, (query, keys) = next(iter(PRESETS.items()))
+    explorer.query.value = query.upper()
+    explorer.keys.value = keys.replace(" ", ", ")
+    assert explorer.preset.value == name
+    explorer.keys.value = "river"
+    assert explorer.preset.value == "(type your own)"
+
+
+def test_display_carries_a_static_table_of_the_current_state(vectors):
+    explorer = AttentionExplorer(vectors, query="bank", keys="river money")
+    explorer.query.value = "queen"
+    bundle = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    static = bundle["text/html"]
+    assert "<table>" in static and "<b>queen</b>" in static and "river" in static
+    weights = [float(w) for w in re.findall(r"text-align:right'>([0-9.]+)<", static)]
+    assert weights == pytest.approx(explorer.weights.tolist(), abs=1e-3)
+    assert "VBox" not in bundle["text/plain"]
+
+
+def test_live_view_calls_its_static_renderer_at_display_time():
+    import ipywidgets as widgets
+
+    from course_utils.widgets import LiveView
+
+    box = widgets.HTML("<table><tr><td>1</td></tr></table>")
+    view = LiveView([box], lambda: box.value)
+    box.value = "<table><tr><td>2</td></tr></table>"
+    assert view._repr_mimebundle_()["text/html"].startswith(box.value)
+    assert isinstance(view, widgets.VBox)

@@ -13,7 +13,9 @@ Each ``lessons/NN_slug.py`` (jupytext percent format) is the single source of tr
   the marker's indent, markdown cells tagged ``solution`` (answers) are dropped, and there are
   no outputs.
 * ``notebooks/solutions/NN_slug.ipynb`` is complete and executed, outputs kept, so instructors
-  can read it without running it.
+  can read it without running it. The state of its widgets (demos, progress bars) is saved in
+  the notebook metadata, so viewers that restore widget state show them; the course's demos
+  also carry a static HTML table (``course_utils.widgets.LiveView``) for viewers that do not.
 
 Questions stay visible: a question for the learner goes in an ordinary markdown cell, and only
 its answer goes in the next cell, tagged ``solution``. (A separate cell rather than a collapsed
@@ -262,8 +264,9 @@ def dumps(notebook: nbformat.NotebookNode) -> str:
 
 
 def without_outputs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy with outputs and execution counts removed: what a solution was generated from."""
+    """A copy with outputs, execution counts and widget state removed: what a solution came from."""
     bare = copy.deepcopy(notebook)
+    bare.metadata.pop("widgets", None)
     for cell in bare.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -284,7 +287,10 @@ def execute(notebook: nbformat.NotebookNode, workdir: Path, timeout: int = 1200)
         resources={"metadata": {"path": str(workdir)}},
     ).execute()
     seconds = time.perf_counter() - start
+    widget_state = notebook.metadata.get("widgets")
     notebook.metadata = metadata  # the kernel adds its Python version: keep output machine-free
+    if widget_state:
+        notebook.metadata["widgets"] = widget_state  # lets viewers draw widgets without a kernel
     return seconds
 
 
@@ -300,6 +306,8 @@ def reuse_outputs(notebook: nbformat.NotebookNode, committed_path: Path) -> bool
     for old_cell, new_cell in zip(old, new, strict=True):
         new_cell.outputs = copy.deepcopy(old_cell.outputs)
         new_cell.execution_count = old_cell.execution_count
+    if "widgets" in committed.metadata:
+        notebook.metadata["widgets"] = copy.deepcopy(committed.metadata["widgets"])
     return True
 
 
@@ -389,4 +397,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except SourceError as error:
+        sys.exit(f"error: {error}")
