@@ -390,6 +390,7 @@ line_chart(
     ylabel="factor",
     title="Warm-up over 10% of the steps, then linear decay",
 )
+plt.show()
 
 # %% [markdown]
 # Run the next cell and watch the progress bar. When it finishes, the trained model is
