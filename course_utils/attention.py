@@ -8,15 +8,19 @@ and Hugging Face. Tensors are batch-first and may carry any leading dimensions.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 __all__ = [
     "MultiHeadAttention",
+    "attend",
     "causal_mask",
+    "load_from_torch",
     "measure_attention_cost",
     "merge_heads",
     "padding_mask",
@@ -30,6 +34,7 @@ def scaled_dot_product_attention(
     key: torch.Tensor,
     value: torch.Tensor,
     mask: torch.Tensor | None = None,
+    dropout: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attend from each query to every key; return ``(output, weights)``.
 
@@ -38,6 +43,9 @@ def scaled_dot_product_attention(
     ``(..., seq_q, seq_k)``, True = may attend. Returns output ``(..., seq_q, d_v)``
     and weights ``(..., seq_q, seq_k)``, each row of weights summing to 1 over the keys.
     A query whose every key is masked has no defined output (its row is NaN).
+
+    ``dropout`` (e.g. an ``nn.Dropout``), when given, drops some weights before they mix
+    the values, as in training; the returned weights are the ones before dropout.
     """
     if query.size(-1) != key.size(-1):
         raise ValueError(
@@ -59,7 +67,8 @@ def scaled_dot_product_attention(
         # -inf, not 0: exp(-inf) = 0, so a masked key gets exactly zero weight.
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores, dim=-1)  # over the keys: each query's row sums to 1
-    output = weights @ value  # (..., seq_q, d_v)
+    mixing = weights if dropout is None else dropout(weights)
+    output = mixing @ value  # (..., seq_q, d_v)
     return output, weights
 
 
@@ -130,6 +139,27 @@ def measure_attention_cost(
     return results
 
 
+def attend(
+    attention: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    dropout: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Call an attention function, with weight dropout even if it has no ``dropout`` argument.
+
+    Lesson 02's exercise writes ``attention(query, key, value, mask)`` without dropout; for
+    such a function the dropped weights mix the values here instead.
+    """
+    if dropout is None:
+        return attention(query, key, value, mask)
+    if "dropout" in inspect.signature(attention).parameters:
+        return attention(query, key, value, mask, dropout=dropout)
+    _, weights = attention(query, key, value, mask)
+    return dropout(weights) @ value, weights  # (..., seq_q, d_v)
+
+
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """Cut ``(batch, seq, d_model)`` into heads: ``(batch, num_heads, seq, d_head)``.
 
@@ -176,9 +206,18 @@ class MultiHeadAttention(nn.Module):
     both ``attn_mask`` and ``key_padding_mask``: pass it ``~mask``.
 
     ``dropout`` (default 0) drops attention weights in training, as PyTorch's layer does.
+    ``attention`` is the function every head runs, :func:`scaled_dot_product_attention` by
+    default; :mod:`course_utils.parts` passes the learner's own (lesson 02) instead.
     """
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        *,
+        attention: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ):
         super().__init__()
         if num_heads < 1 or d_model % num_heads != 0:
             raise ValueError(
@@ -191,6 +230,7 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = nn.Linear(d_model, d_model)
         self.out_proj = nn.Linear(d_model, d_model)
         self.dropout = nn.Dropout(dropout)
+        self.attention = attention or scaled_dot_product_attention
 
     def forward(
         self,
@@ -214,9 +254,8 @@ class MultiHeadAttention(nn.Module):
         v = split_heads(self.v_proj(value), self.num_heads)  # (batch, num_heads, seq_k, d_head)
         # 2. Every head attends independently: the head axis is just another batch axis here,
         #    and the scale is √d_head, the size each head's dot products sum over.
-        heads, weights = scaled_dot_product_attention(q, k, v, mask)
-        if self.training and self.dropout.p > 0:
-            heads = self.dropout(weights) @ v  # (batch, num_heads, seq_q, d_head)
+        dropout = self.dropout if self.training and self.dropout.p > 0 else None
+        heads, weights = attend(self.attention, q, k, v, mask, dropout)
         # 3. Put the heads side by side again and let out_proj mix what they found.
         return self.out_proj(merge_heads(heads)), weights
 
@@ -225,23 +264,33 @@ class MultiHeadAttention(nn.Module):
         """A copy of a PyTorch ``nn.MultiheadAttention``, its packed ``in_proj`` split in three."""
         if not isinstance(layer, nn.MultiheadAttention):
             raise TypeError(f"expected nn.MultiheadAttention, got {type(layer).__name__}")
-        if not layer._qkv_same_embed_dim or layer.in_proj_bias is None or layer.bias_k is not None:
-            raise ValueError(
-                "only layers with kdim = vdim = embed_dim, bias=True and add_bias_kv=False "
-                "have the same parameters as this class"
-            )
         copy = cls(layer.embed_dim, layer.num_heads, dropout=layer.dropout)
-        # in_proj_weight stacks the three projections: rows [q; k; v], each (d_model, d_model).
-        q_w, k_w, v_w = layer.in_proj_weight.detach().chunk(3)
-        q_b, k_b, v_b = layer.in_proj_bias.detach().chunk(3)
-        with torch.no_grad():
-            for proj, weight, bias in (
-                (copy.q_proj, q_w, q_b),
-                (copy.k_proj, k_w, k_b),
-                (copy.v_proj, v_w, v_b),
-            ):
-                proj.weight.copy_(weight)
-                proj.bias.copy_(bias)
-            copy.out_proj.weight.copy_(layer.out_proj.weight)
-            copy.out_proj.bias.copy_(layer.out_proj.bias)
-        return copy.to(layer.out_proj.weight.device)
+        return load_from_torch(copy, layer).to(layer.out_proj.weight.device)
+
+
+def load_from_torch(mha: nn.Module, layer: nn.MultiheadAttention) -> nn.Module:
+    """Copy ``layer``'s weights into ``mha`` (a module with ``q_proj`` ... ``out_proj``); return it.
+
+    ``layer.in_proj_weight`` stacks the three input projections, rows ``[q; k; v]``, each
+    ``(d_model, d_model)``, and ``in_proj_bias`` their biases. Values are copied, so the two
+    modules share no memory and can be trained apart. (Exercise 3.4.)
+    """
+    if not isinstance(layer, nn.MultiheadAttention):
+        raise TypeError(f"expected nn.MultiheadAttention, got {type(layer).__name__}")
+    if not layer._qkv_same_embed_dim or layer.in_proj_bias is None or layer.bias_k is not None:
+        raise ValueError(
+            "only layers with kdim = vdim = embed_dim, bias=True and add_bias_kv=False "
+            "have the same parameters as the course's multi-head attention"
+        )
+    q_w, k_w, v_w = layer.in_proj_weight.detach().chunk(3)  # each (d_model, d_model)
+    q_b, k_b, v_b = layer.in_proj_bias.detach().chunk(3)
+    with torch.no_grad():
+        for proj, weight, bias in (
+            (mha.q_proj, q_w, q_b),
+            (mha.k_proj, k_w, k_b),
+            (mha.v_proj, v_w, v_b),
+            (mha.out_proj, layer.out_proj.weight, layer.out_proj.bias),
+        ):
+            proj.weight.copy_(weight)
+            proj.bias.copy_(bias)
+    return mha

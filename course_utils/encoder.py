@@ -15,10 +15,12 @@ Masks follow the course convention: bool, **True = may attend**. PyTorch's
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-from course_utils.attention import MultiHeadAttention, causal_mask
+from course_utils.attention import MultiHeadAttention, causal_mask, load_from_torch
 
 __all__ = [
     "DecoderBlock",
@@ -26,8 +28,10 @@ __all__ = [
     "EncoderBlock",
     "FeedForward",
     "LayerNorm",
-    "encoder_block_forward",
     "layer_norm",
+    "load_encoder_layer",
+    "residual",
+    "torch_block_settings",
 ]
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
@@ -48,17 +52,28 @@ def layer_norm(
 
 
 class LayerNorm(nn.Module):
-    """:func:`layer_norm` with a learned ``weight`` and ``bias``, like ``nn.LayerNorm``."""
+    """:func:`layer_norm` with a learned ``weight`` and ``bias``, like ``nn.LayerNorm``.
 
-    def __init__(self, d_model: int, eps: float = 1e-5):
+    ``function`` is the normalising function, ``layer_norm`` by default;
+    :mod:`course_utils.parts` passes the learner's own (exercise 4.1).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        eps: float = 1e-5,
+        *,
+        function: Callable[..., torch.Tensor] | None = None,
+    ):
         super().__init__()
         self.eps = eps
+        self.function = function or layer_norm
         self.weight = nn.Parameter(torch.ones(d_model))
         self.bias = nn.Parameter(torch.zeros(d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise the last axis of ``x``."""
-        return layer_norm(x, self.weight, self.bias, self.eps)
+        return self.function(x, self.weight, self.bias, self.eps)
 
 
 def _activation(name: str) -> nn.Module:
@@ -87,23 +102,22 @@ class FeedForward(nn.Module):
         return self.linear2(hidden)  # (batch, seq, d_model)
 
 
-def encoder_block_forward(
-    block: EncoderBlock, x: torch.Tensor, mask: torch.Tensor | None = None
+def residual(
+    x: torch.Tensor,
+    sublayer: Callable[[torch.Tensor], torch.Tensor],
+    norm: nn.Module,
+    dropout: nn.Module,
+    norm_first: bool,
 ) -> torch.Tensor:
-    """The forward pass of an :class:`EncoderBlock`, written out (lesson 04's exercise).
+    """One sublayer with its residual connection, the same for every encoder and decoder block.
 
-    Post-norm (the original paper): ``x = norm(x + dropout(sublayer(x)))`` for attention,
-    then for the feed-forward. Pre-norm (``block.norm_first``):
-    ``x = x + dropout(sublayer(norm(x)))``. Dropout hits the sublayer's output before the
+    Post-norm (the original paper): ``norm(x + dropout(sublayer(x)))``. Pre-norm:
+    ``x + dropout(sublayer(norm(x)))``. Dropout hits the sublayer's output before the
     residual is added, so the residual path itself is never dropped.
     """
-    if block.norm_first:
-        x = x + block.dropout1(block.self_attn(block.norm1(x), mask=mask)[0])
-        x = x + block.dropout2(block.feed_forward(block.norm2(x)))
-    else:
-        x = block.norm1(x + block.dropout1(block.self_attn(x, mask=mask)[0]))
-        x = block.norm2(x + block.dropout2(block.feed_forward(x)))
-    return x
+    if norm_first:
+        return x + dropout(sublayer(norm(x)))
+    return norm(x + dropout(sublayer(x)))
 
 
 class EncoderBlock(nn.Module):
@@ -114,6 +128,12 @@ class EncoderBlock(nn.Module):
     ``padding_mask(lengths, seq)[:, None, None, :]``). ``norm_first=False`` is the original
     post-norm block, ``True`` the pre-norm one most modern models use. Parameters carry the
     names of ``nn.TransformerEncoderLayer``'s where the layouts agree.
+
+    ``attention`` (a class called as ``attention(d_model, num_heads, dropout=...)``),
+    ``feed_forward`` (called as ``feed_forward(d_model, d_ff, dropout=..., activation=...)``)
+    and ``layer_norm`` (a function ``layer_norm(x, weight, bias, eps)``) choose the parts the
+    block is built from; :mod:`course_utils.parts` passes the learner's own. ``layer_norm_eps``
+    is PyTorch's name for ``eps``.
     """
 
     def __init__(
@@ -124,41 +144,73 @@ class EncoderBlock(nn.Module):
         dropout: float = 0.0,
         activation: str = "relu",
         norm_first: bool = False,
-        layer_norm_eps: float = 1e-5,
+        eps: float = 1e-5,
+        *,
+        layer_norm_eps: float | None = None,
+        attention: Callable[..., nn.Module] = MultiHeadAttention,
+        feed_forward: Callable[..., nn.Module] = FeedForward,
+        layer_norm: Callable[..., torch.Tensor] | None = None,
     ):
         super().__init__()
+        eps = eps if layer_norm_eps is None else layer_norm_eps
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
-        self.feed_forward = FeedForward(d_model, d_ff, dropout, activation)
-        self.norm1 = LayerNorm(d_model, layer_norm_eps)
-        self.norm2 = LayerNorm(d_model, layer_norm_eps)
+        self.self_attn = attention(d_model, num_heads, dropout=dropout)
+        self.feed_forward = feed_forward(d_model, d_ff, dropout=dropout, activation=activation)
+        self.norm1 = LayerNorm(d_model, eps, function=layer_norm)
+        self.norm2 = LayerNorm(d_model, eps, function=layer_norm)
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Run the block; see :func:`encoder_block_forward`."""
-        return encoder_block_forward(self, x, mask)
+        """Self-attention, then feed-forward, each inside :func:`residual`."""
+        x = residual(
+            x,
+            lambda h: self.self_attn(h, mask=mask)[0],
+            self.norm1,
+            self.dropout1,
+            self.norm_first,
+        )
+        return residual(x, self.feed_forward, self.norm2, self.dropout2, self.norm_first)
 
     @classmethod
     def from_torch(cls, layer: nn.TransformerEncoderLayer) -> EncoderBlock:
         """A block computing the same function as a batch-first ``nn.TransformerEncoderLayer``."""
-        if not isinstance(layer, nn.TransformerEncoderLayer):
-            raise TypeError(f"expected nn.TransformerEncoderLayer, got {type(layer).__name__}")
-        if not layer.self_attn.batch_first:
-            raise ValueError("the layer must be batch_first=True, as every tensor in the course")
-        attn = layer.self_attn
-        block = cls(
-            attn.embed_dim,
-            attn.num_heads,
-            layer.linear1.out_features,
-            dropout=layer.dropout.p,
-            activation=_torch_activation_name(layer),
-            norm_first=layer.norm_first,
-            layer_norm_eps=layer.norm1.eps,
-        )
-        block.self_attn = MultiHeadAttention.from_torch(attn)
-        _copy_linear_and_norms(block, layer, ("linear1", "linear2"), ("norm1", "norm2"))
-        return block.to(layer.linear1.weight.device)
+        return load_encoder_layer(cls(**torch_block_settings(layer)), layer)
+
+
+def torch_block_settings(layer: nn.Module) -> dict:
+    """The constructor arguments of the course's block that match a PyTorch encoder layer.
+
+    ``d_model``, ``num_heads``, ``d_ff``, ``dropout``, ``activation``, ``norm_first`` and
+    ``eps``: build any block with the course's signature (the learner's too) from them.
+    """
+    if not isinstance(layer, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
+        raise TypeError(f"expected a PyTorch transformer layer, got {type(layer).__name__}")
+    if not layer.self_attn.batch_first:
+        raise ValueError("the layer must be batch_first=True, as every tensor in the course")
+    return {
+        "d_model": layer.self_attn.embed_dim,
+        "num_heads": layer.self_attn.num_heads,
+        "d_ff": layer.linear1.out_features,
+        "dropout": layer.dropout.p,
+        "activation": _torch_activation_name(layer),
+        "norm_first": layer.norm_first,
+        "eps": layer.norm1.eps,
+    }
+
+
+def load_encoder_layer(block: nn.Module, layer: nn.TransformerEncoderLayer) -> nn.Module:
+    """Copy a PyTorch encoder layer's weights into ``block`` (the course's layout); return it.
+
+    ``block`` needs ``self_attn`` (with ``q_proj`` ... ``out_proj``), ``feed_forward``
+    (``linear1``, ``linear2``), ``norm1`` and ``norm2``; the learner's ``EncoderBlock`` has
+    them. Values are copied, never shared.
+    """
+    if not isinstance(layer, nn.TransformerEncoderLayer):
+        raise TypeError(f"expected nn.TransformerEncoderLayer, got {type(layer).__name__}")
+    load_from_torch(block.self_attn, layer.self_attn)
+    _copy_linear_and_norms(block, layer, ("linear1", "linear2"), ("norm1", "norm2"))
+    return block.to(layer.linear1.weight.device)
 
 
 def _torch_activation_name(layer: nn.Module) -> str:
@@ -185,21 +237,33 @@ def _copy_linear_and_norms(block: nn.Module, layer: nn.Module, linears, norms) -
 
 
 class Encoder(nn.Module):
-    """A stack of ``num_layers`` :class:`EncoderBlock`\\ s (plus a final norm when pre-norm).
+    """A stack of ``num_layers`` blocks (plus a final norm when pre-norm).
 
     Pre-norm blocks leave their output un-normalised, so a pre-norm stack ends with one
-    more LayerNorm; a post-norm stack already ends in one.
+    more LayerNorm; a post-norm stack already ends in one. ``block_factory`` builds each
+    block from ``(d_model, num_heads, d_ff, **block_kwargs)``: :class:`EncoderBlock` by
+    default, or e.g. :func:`course_utils.parts.encoder_block` for the learner's.
     """
 
-    def __init__(self, num_layers: int, d_model: int, num_heads: int, d_ff: int, **block_kwargs):
+    def __init__(
+        self,
+        num_layers: int,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        *,
+        block_factory: Callable[..., nn.Module] = EncoderBlock,
+        **block_kwargs,
+    ):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}")
         self.layers = nn.ModuleList(
-            EncoderBlock(d_model, num_heads, d_ff, **block_kwargs) for _ in range(num_layers)
+            block_factory(d_model, num_heads, d_ff, **block_kwargs) for _ in range(num_layers)
         )
         norm_first = block_kwargs.get("norm_first", False)
-        self.final_norm = LayerNorm(d_model) if norm_first else nn.Identity()
+        eps = block_kwargs.get("eps", block_kwargs.get("layer_norm_eps", 1e-5))
+        self.final_norm = LayerNorm(d_model, eps) if norm_first else nn.Identity()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Run every block in turn, each with the same mask."""
@@ -226,16 +290,16 @@ class DecoderBlock(nn.Module):
         dropout: float = 0.0,
         activation: str = "relu",
         norm_first: bool = False,
-        layer_norm_eps: float = 1e-5,
+        eps: float = 1e-5,
     ):
         super().__init__()
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
         self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
         self.feed_forward = FeedForward(d_model, d_ff, dropout, activation)
-        self.norm1 = LayerNorm(d_model, layer_norm_eps)
-        self.norm2 = LayerNorm(d_model, layer_norm_eps)
-        self.norm3 = LayerNorm(d_model, layer_norm_eps)
+        self.norm1 = LayerNorm(d_model, eps)
+        self.norm2 = LayerNorm(d_model, eps)
+        self.norm3 = LayerNorm(d_model, eps)
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
@@ -245,35 +309,29 @@ class DecoderBlock(nn.Module):
     ) -> torch.Tensor:
         """Run the three sublayers, each with its residual."""
         causal = causal_mask(x.size(1), device=x.device)  # (seq, seq)
-        sublayers = (
-            (self.norm1, self.dropout1, lambda h: self.self_attn(h, mask=causal)[0]),
-            (self.norm2, self.dropout2, lambda h: self.cross_attn(h, memory, mask=memory_mask)[0]),
-            (self.norm3, self.dropout3, self.feed_forward),
+        x = residual(
+            x,
+            lambda h: self.self_attn(h, mask=causal)[0],
+            self.norm1,
+            self.dropout1,
+            self.norm_first,
         )
-        for norm, dropout, sublayer in sublayers:
-            if self.norm_first:
-                x = x + dropout(sublayer(norm(x)))
-            else:
-                x = norm(x + dropout(sublayer(x)))
-        return x
+        x = residual(
+            x,
+            lambda h: self.cross_attn(h, memory, mask=memory_mask)[0],
+            self.norm2,
+            self.dropout2,
+            self.norm_first,
+        )
+        return residual(x, self.feed_forward, self.norm3, self.dropout3, self.norm_first)
 
     @classmethod
     def from_torch(cls, layer: nn.TransformerDecoderLayer) -> DecoderBlock:
         """A block computing the same function as a batch-first ``nn.TransformerDecoderLayer``."""
         if not isinstance(layer, nn.TransformerDecoderLayer):
             raise TypeError(f"expected nn.TransformerDecoderLayer, got {type(layer).__name__}")
-        if not layer.self_attn.batch_first:
-            raise ValueError("the layer must be batch_first=True, as every tensor in the course")
-        block = cls(
-            layer.self_attn.embed_dim,
-            layer.self_attn.num_heads,
-            layer.linear1.out_features,
-            dropout=layer.dropout.p,
-            activation=_torch_activation_name(layer),
-            norm_first=layer.norm_first,
-            layer_norm_eps=layer.norm1.eps,
-        )
-        block.self_attn = MultiHeadAttention.from_torch(layer.self_attn)
-        block.cross_attn = MultiHeadAttention.from_torch(layer.multihead_attn)
+        block = cls(**torch_block_settings(layer))
+        load_from_torch(block.self_attn, layer.self_attn)
+        load_from_torch(block.cross_attn, layer.multihead_attn)
         _copy_linear_and_norms(block, layer, ("linear1", "linear2"), ("norm1", "norm2", "norm3"))
         return block.to(layer.linear1.weight.device)

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from course_utils import parts
 from course_utils.checkers import (
     attention,
     classifier,
@@ -60,11 +61,16 @@ def check(exercise_id: str, submission: Any) -> None:
     try:
         exercise.check(submission)
     except CheckFailed as failure:
+        parts.record_check(exercise_id, submission, "failed")
         # Drop the checker's own frames: the learner needs the sentence, not our internals.
         raise failure.with_traceback(None) from None
     except Exception as error:
+        stubbed = isinstance(error, NotImplementedError)
+        parts.record_check(exercise_id, submission, "stub" if stubbed else "failed")
         # A stub or a crash in learner code: show the learner's frames, not the checker's.
         raise error.with_traceback(_learner_frames(error.__traceback__)) from None
+    # A passed part is kept for later lessons (course_utils.parts); silent unless that fails.
+    parts.record_check(exercise_id, submission, "passed")
 
 
 def _learner_frames(traceback: TracebackType | None) -> TracebackType | None:

@@ -189,6 +189,7 @@ def record_check(exercise_id: str, submission: Any, outcome: str) -> None:
             except ValueError:
                 earlier = None
             if earlier is not None and earlier.get("status") == "passed":
+                _loaded.pop(name, None)
                 return  # keep the version that passed (see the module docstring)
             record = {"status": "stub"}
         elif outcome == "failed":
@@ -198,6 +199,11 @@ def record_check(exercise_id: str, submission: Any, outcome: str) -> None:
         record.update(format=_FORMAT, part=name, exercise=exercise_id, python=sys.version_info[:2])
         _write(name, record)
         _loaded.pop(name, None)
+        if outcome == "passed":
+            # In this session, later cells get the very object that passed (a closure's state
+            # and all); after a restart, or in another notebook, its recorded copy.
+            _loaded[name] = Part(name, submission, "yours", "", exercise_id, record["passed_at"])
+            _remember_code(name, submission)
     except Exception as error:  # the check's verdict must reach the learner whatever happens
         print(
             f"(note: your {name} could not be kept for later lessons: "

@@ -144,15 +144,30 @@ def test_checker_does_not_touch_the_global_rng():
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_checker_hands_clones_to_learner_code():
+def test_checker_catches_inputs_changed_in_place():
     def mutating(query, key, value, mask=None):
         result = attention.scaled_dot_product_attention(query, key, value, mask)
-        query.zero_()
-        key.zero_()
+        query.zero_()  # after computing the right answer: only the caller's tensor suffers
         return result
 
-    check("2.1", mutating)  # would fail if the reference saw the zeroed tensors
-    check("2.1", attention.scaled_dot_product_attention)
+    with pytest.raises(CheckFailed, match="changed its input query in place"):
+        check("2.1", mutating)
+    check("2.1", attention.scaled_dot_product_attention)  # the reference saw intact inputs
+
+
+def test_attention_applies_dropout_to_the_weights_it_mixes():
+    query = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))
+    drop_all_but_first = torch.zeros(3, 3)
+    drop_all_but_first[:, 0] = 1.0
+
+    def keep_first_key(weights):
+        return weights * drop_all_but_first
+
+    output, weights = attention.scaled_dot_product_attention(
+        query, query, query, dropout=keep_first_key
+    )
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3))  # returned before dropout
+    torch.testing.assert_close(output, weights[..., :1] * query[:, None, 0])
 
 
 def test_float_mask_is_a_type_verdict():

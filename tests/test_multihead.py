@@ -9,6 +9,7 @@ from torch import nn
 from course_utils.attention import (
     MultiHeadAttention,
     causal_mask,
+    load_from_torch,
     merge_heads,
     padding_mask,
     split_heads,
@@ -225,3 +226,165 @@ def test_checker_wants_a_value_error_not_an_assert():
 def test_checker_wants_the_class_not_an_instance():
     with pytest.raises(CheckFailed, match="pass your class itself"):
         check("3.3", MultiHeadAttention(8, 2))
+
+
+# Exercise 3.4: a catalogue of weight loaders learners write. Every wrong one is rejected,
+# at least 80% with a sentence naming the mistake (the expected words), every valid one
+# accepted.
+
+
+def _loader(blocks, *, transpose=False, biases=True, out=True, out_bias=True, bias_blocks=None):
+    """A learner-style loader: ``blocks(in_proj) -> (q, k, v)`` chooses how to split."""
+
+    def load_from_torch(mha, layer):
+        q_w, k_w, v_w = blocks(layer.in_proj_weight)
+        q_b, k_b, v_b = (bias_blocks or blocks)(layer.in_proj_bias)
+        with torch.no_grad():
+            for proj, w, b in (
+                (mha.q_proj, q_w, q_b),
+                (mha.k_proj, k_w, k_b),
+                (mha.v_proj, v_w, v_b),
+            ):
+                proj.weight.copy_(w.T if transpose else w)
+                if biases:
+                    proj.bias.copy_(b)
+            if out:
+                mha.out_proj.weight.copy_(layer.out_proj.weight)
+                if out_bias:
+                    mha.out_proj.bias.copy_(layer.out_proj.bias)
+        return mha
+
+    return load_from_torch
+
+
+def _thirds(t):
+    return t.chunk(3)
+
+
+def _by_slices(t):
+    d = t.shape[0] // 3
+    return t[:d], t[d : 2 * d], t[2 * d :]
+
+
+def _returns_nothing(mha, layer):
+    _loader(_thirds)(mha, layer)
+
+
+def _data_views(mha, layer):
+    for proj, w, b in zip(
+        (mha.q_proj, mha.k_proj, mha.v_proj),
+        layer.in_proj_weight.chunk(3),
+        layer.in_proj_bias.chunk(3),
+        strict=True,
+    ):
+        proj.weight.data, proj.bias.data = w.data, b.data
+    mha.out_proj.weight.data, mha.out_proj.bias.data = (
+        layer.out_proj.weight.data,
+        layer.out_proj.bias.data,
+    )
+    return mha
+
+
+def _new_parameters(mha, layer):
+    for proj, w, b in zip(
+        (mha.q_proj, mha.k_proj, mha.v_proj),
+        layer.in_proj_weight.chunk(3),
+        layer.in_proj_bias.chunk(3),
+        strict=True,
+    ):
+        proj.weight, proj.bias = nn.Parameter(w), nn.Parameter(b)
+    mha.out_proj.weight, mha.out_proj.bias = layer.out_proj.weight, layer.out_proj.bias
+    return mha
+
+
+def _new_parameters_cloned(mha, layer):
+    for proj, w, b in zip(
+        (mha.q_proj, mha.k_proj, mha.v_proj),
+        layer.in_proj_weight.chunk(3),
+        layer.in_proj_bias.chunk(3),
+        strict=True,
+    ):
+        proj.weight, proj.bias = nn.Parameter(w.detach().clone()), nn.Parameter(b.detach().clone())
+    mha.out_proj.load_state_dict(layer.out_proj.state_dict())
+    return mha
+
+
+def _through_state_dict(mha, layer):
+    d = layer.embed_dim
+    state = {"out_proj.weight": layer.out_proj.weight, "out_proj.bias": layer.out_proj.bias}
+    for i, name in enumerate(("q_proj", "k_proj", "v_proj")):
+        state[f"{name}.weight"] = layer.in_proj_weight[i * d : (i + 1) * d]
+        state[f"{name}.bias"] = layer.in_proj_bias[i * d : (i + 1) * d]
+    mha.load_state_dict(state)
+    return mha
+
+
+def _out_transposed_only(mha, layer):
+    _loader(_thirds)(mha, layer)
+    with torch.no_grad():
+        mha.out_proj.weight.copy_(layer.out_proj.weight.T)
+    return mha
+
+
+LOAD_WRONG = [  # (words the verdict should contain, "" when no hint is expected; loader)
+    (
+        "first d_model rows are q_proj's",
+        _loader(lambda t: (t.chunk(3)[1], t.chunk(3)[0], t.chunk(3)[2])),
+    ),
+    ("swapped q's and v's", _loader(lambda t: t.chunk(3)[::-1])),
+    ("swapped k's and v's", _loader(lambda t: (t.chunk(3)[0], t.chunk(3)[2], t.chunk(3)[1]))),
+    ("without .T", _loader(_thirds, transpose=True)),
+    ("not the biases", _loader(_thirds, biases=False)),
+    (
+        "another order than your weights",
+        _loader(_thirds, bias_blocks=lambda t: (t.chunk(3)[1], t.chunk(3)[0], t.chunk(3)[2])),
+    ),
+    ("but not out_proj", _loader(_thirds, out=False)),
+    ("not its bias", _loader(_thirds, out_bias=False)),
+    ("the same block", _loader(lambda t: (t.chunk(3)[0],) * 3)),
+    ("shares memory", _data_views),
+    ("shares memory with PyTorch", _new_parameters),
+    ("return the module you were given", _returns_nothing),
+    ("out_proj's weight transposed", _out_transposed_only),
+    ("", _loader(lambda t: t.chunk(3, dim=-1))),  # a crash in the learner's code
+    ("not interleaved rows", _loader(lambda t: (t[0::3], t[1::3], t[2::3]))),
+]
+
+LOAD_VALID = [
+    load_from_torch,
+    _loader(_by_slices),
+    _loader(lambda t: t.split(t.shape[0] // 3)),
+    _new_parameters_cloned,
+    _through_state_dict,
+]
+
+
+def test_catalogue_of_weight_loaders():
+    assert len(LOAD_WRONG) >= 12 and len(LOAD_VALID) >= 4
+    for loader in LOAD_VALID:
+        check("3.4", loader)
+    named, report = 0, []
+    for words, loader in LOAD_WRONG:
+        try:
+            check("3.4", loader)
+        except CheckFailed as failure:
+            verdict = str(failure)
+        except RuntimeError as crash:  # the learner's own error, with a note naming the call
+            verdict = f"crash: {crash}"
+        else:
+            pytest.fail(f"3.4 accepted a wrong loader ({words})")
+        if words and words in verdict:
+            named += 1
+        else:
+            report.append(f"{words!r}: {verdict}")
+    assert named / len(LOAD_WRONG) >= 0.8, "\n".join(report)
+
+
+def test_loaded_layer_equals_torch_and_shares_no_memory(generator):
+    layer, _ = _torch_pair()
+    mine = load_from_torch(MultiHeadAttention(16, 4), layer).eval()
+    x = torch.randn(2, 5, 16, generator=generator)
+    _compare(mine(x), layer(x, x, x, average_attn_weights=False))
+    with torch.no_grad():
+        mine.q_proj.weight.zero_()
+    assert layer.in_proj_weight.abs().sum() > 0

@@ -1,32 +1,79 @@
-"""Checkers for lesson 04: LayerNorm, the feed-forward sublayer, the encoder block's forward."""
+"""Checkers for lesson 04: LayerNorm (4.1), the feed-forward sublayer (4.2), the block (4.3).
+
+4.2 and 4.3 are classes the learner writes. Each case builds the learner's module and the
+reference separately (they never share a module), copies the reference's random weights
+into the learner's by name, and runs both, in evaluation mode and in training mode. In
+training mode every ``nn.Dropout`` is replaced by a :class:`SeededDropout` whose mask
+depends on the module's name, so the learner's ``dropout1`` and the reference's drop the
+same entries; the learner's own ``p`` is kept, so a hard-coded rate shows.
+"""
 
 from __future__ import annotations
+
+import functools
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 from course_utils import attention, encoder
 from course_utils.checkers.modules import (
-    ModuleCase,
+    SeededDropout,
+    _load_reference_weights,
     build_quietly,
-    module_exercise,
     randomise_parameters,
 )
-from course_utils.checking import Case, Mistake, function_exercise
+from course_utils.checking import (
+    Case,
+    Exercise,
+    Mistake,
+    Run,
+    call_learner,
+    clone_inputs,
+    function_exercise,
+    judge,
+)
 
 __all__ = ["EXERCISES"]
 
 
+# 4.1 layer_norm -----------------------------------------------------------------------------
+
+
 def _flawed_layer_norm(
-    x, weight, bias, eps=1e-5, *, dim=-1, unbiased=False, eps_inside=True, affine=True
+    x,
+    weight,
+    bias,
+    eps=1e-5,
+    *,
+    dim=-1,
+    unbiased=False,
+    eps_at="inside",
+    affine="scale then shift",
+    centre=True,
+    root=True,
 ):
     mean = x.mean(dim=dim, keepdim=True)
     variance = x.var(dim=dim, keepdim=True, unbiased=unbiased)
-    if eps_inside:
-        normalised = (x - mean) / torch.sqrt(variance + eps)
-    else:
-        normalised = (x - mean) / (torch.sqrt(variance) + eps)
-    return normalised * weight + bias if affine else normalised
+    centred = x - mean if centre else x
+    spread = {
+        "inside": variance + eps,
+        "outside": variance,
+        "none": variance,
+        "default": variance + 1e-5,
+    }[eps_at]
+    spread = torch.sqrt(spread) if root else spread
+    normalised = centred / (spread + eps if eps_at == "outside" else spread)
+    if affine == "none":
+        return normalised
+    if affine == "swapped":
+        return normalised * bias + weight
+    if affine == "shift then scale":
+        return (normalised + bias) * weight
+    return normalised * weight + bias
 
 
 def _norm_mistake(name, hint, **flaw):
@@ -48,7 +95,19 @@ LAYER_NORM_MISTAKES = (
         "eps outside the square root",
         "your eps sits outside the square root; add it to the variance first: "
         "(x - mean) / torch.sqrt(variance + eps).",
-        eps_inside=False,
+        eps_at="outside",
+    ),
+    _norm_mistake(
+        "no eps",
+        "you left eps out: torch.sqrt(variance + eps) keeps a token whose features are all "
+        "(nearly) equal from being divided by (nearly) zero.",
+        eps_at="none",
+    ),
+    _norm_mistake(
+        "eps argument ignored",
+        "your layer_norm ignores its eps argument (it always uses 1e-5); use the eps it is "
+        "given: torch.sqrt(variance + eps).",
+        eps_at="default",
     ),
     _norm_mistake(
         "over the sequence axis",
@@ -63,9 +122,39 @@ LAYER_NORM_MISTAKES = (
         dim=0,
     ),
     _norm_mistake(
+        "over the whole sentence",
+        "you computed one mean and variance per sentence (over seq and features together); "
+        "LayerNorm uses one per token, over its features only: dim=-1.",
+        dim=(-2, -1),
+    ),
+    _norm_mistake(
         "no weight and bias",
         "you normalised but forgot the learned scale and shift: multiply by weight, then add bias.",
-        affine=False,
+        affine="none",
+    ),
+    _norm_mistake(
+        "weight and bias swapped",
+        "you swapped weight and bias: weight scales (multiply), bias shifts (add): "
+        "normalised * weight + bias.",
+        affine="swapped",
+    ),
+    _norm_mistake(
+        "shift before scale",
+        "you added bias before multiplying by weight; scale first, then shift: "
+        "normalised * weight + bias.",
+        affine="shift then scale",
+    ),
+    _norm_mistake(
+        "mean not subtracted",
+        "you divided by the standard deviation without subtracting the mean first: "
+        "(x - mean) / torch.sqrt(variance + eps).",
+        centre=False,
+    ),
+    _norm_mistake(
+        "divided by the variance",
+        "you divided by the variance; divide by the standard deviation, its square root: "
+        "torch.sqrt(variance + eps).",
+        root=False,
     ),
 )
 
@@ -88,30 +177,180 @@ def _layer_norm_cases(gen: torch.Generator) -> list[Case]:
             {"eps": 0.1},
             label="x (4, 3, 8), eps=0.1",
         ),
+        Case((randn(6, 12) * 3, 1 + 0.3 * randn(12), 0.3 * randn(12)), label="x (6, 12), 2-D"),
     ]
 
 
-class _FlawedFeedForward(nn.Module):
+# Modules run in evaluation and training mode -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ModuleCase:
+    """How to build the module, one call of it, and whether it runs in training mode."""
+
+    init_kwargs: dict
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+    label: str = ""
+    train: bool = False
+
+
+def _seed_of(name: str) -> int:
+    return zlib.crc32(name.encode())  # the same name gets the same mask in every module
+
+
+def _seed_dropouts(module: nn.Module) -> nn.Module:
+    """Replace each ``nn.Dropout`` by a :class:`SeededDropout` seeded by its name, keeping p."""
+    for name, child in list(module.named_modules()):
+        if isinstance(child, nn.Dropout) and not isinstance(child, SeededDropout):
+            parent, _, attr = name.rpartition(".")
+            setattr(module.get_submodule(parent), attr, SeededDropout(child.p, _seed_of(name)))
+    return module
+
+
+def _prepare(module: nn.Module, weights: nn.Module, case: _ModuleCase, layout: str) -> nn.Module:
+    _load_reference_weights(module, weights, layout)
+    return _seed_dropouts(module).train(case.train)
+
+
+def _dropout_rate_verdict(module: nn.Module, case: _ModuleCase) -> str | None:
+    wanted = case.init_kwargs.get("dropout", 0.0)
+    for name, child in module.named_modules():
+        if isinstance(child, nn.Dropout) and child.p != wanted:
+            return (
+                f"your {name} drops with p={child.p}, but the module was built with "
+                f"dropout={wanted}: pass the dropout argument on instead of a fixed rate."
+            )
+    return None
+
+
+def _mode_verdict(module: nn.Module, case: _ModuleCase, before: dict) -> str | None:
+    after = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    if any(m.training != case.train for m in module.modules()):
+        wanted = "training" if case.train else "evaluation"
+        return (
+            f"your forward switched the module out of {wanted} mode (.train() or .eval() "
+            "inside forward); leave the mode the caller chose."
+        )
+    if any(not torch.equal(after[k], v) for k, v in before.items()):
+        return "your forward changed the module's weights; a forward pass must leave them alone."
+    return None
+
+
+_RANDOM_HINT = {
+    True: "in training mode your module drops different entries on every call: use "
+    "nn.Dropout modules (the ones the checker can see, e.g. self.dropout1), not F.dropout "
+    "or torch.rand.",
+    False: "your module is random in evaluation mode: use nn.Dropout modules, which switch "
+    "off after .eval(), not F.dropout(..., training=True) or torch.rand.",
+}
+
+
+def _describe(name: str, case: _ModuleCase) -> str:
+    settings = ", ".join(f"{k}={v!r}" for k, v in case.init_kwargs.items())
+    return f"{name}({settings})"
+
+
+def trained_module_exercise(
+    exercise_id: str,
+    reference: type[nn.Module],
+    cases: Callable[[torch.Generator], Sequence[_ModuleCase]],
+    *,
+    layout: str,
+    mistakes: Sequence[Mistake],
+    stub: Any,
+    crash: Any,
+    success: str,
+    seed: int = 0,
+) -> Exercise:
+    """An exercise for a module class, checked in evaluation and in training mode."""
+    name = reference.__name__
+    mistakes = tuple(mistakes)
+
+    def run(cls: type, case: _ModuleCase, weights: nn.Module) -> Any:
+        module = _prepare(build_quietly(cls, **case.init_kwargs), weights, case, layout)
+        return module(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+
+    def verdict(submission: Any) -> str | None:
+        if not (isinstance(submission, type) and issubclass(submission, nn.Module)):
+            kind = "an instance of" if isinstance(submission, nn.Module) else "a value of type"
+            return (
+                "pass your class itself, a subclass of nn.Module "
+                f'(check("{exercise_id}", {name})); you passed {kind} {type(submission).__name__}.'
+            )
+        generator = torch.Generator().manual_seed(seed)
+        runs = []
+        with torch.no_grad():
+            for case in cases(generator):
+                weights = randomise_parameters(
+                    build_quietly(reference, **case.init_kwargs), generator
+                )
+                learner = call_learner(
+                    functools.partial(build_quietly, submission),
+                    name,
+                    (),
+                    case.init_kwargs,
+                    signature_of=reference,
+                )
+                found = _dropout_rate_verdict(learner, case)
+                if found:
+                    return f"{found} (test case: {case.label})"
+                learner = _prepare(learner, weights, case, layout)
+                before = {k: v.detach().clone() for k, v in learner.state_dict().items()}
+                actual = call_learner(
+                    learner,
+                    _describe(name, case),
+                    case.args,
+                    case.kwargs,
+                    signature_of=learner.forward,
+                )
+                found = _mode_verdict(learner, case, before)
+                if found:
+                    return f"{found} (test case: {case.label})"
+                again = learner(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+                if isinstance(actual, torch.Tensor) and not torch.equal(
+                    torch.nan_to_num(actual), torch.nan_to_num(again)
+                ):
+                    return f"{_RANDOM_HINT[case.train]} (test case: {case.label})"
+                expected = _prepare(
+                    build_quietly(reference, **case.init_kwargs), weights, case, layout
+                )(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+                outputs = [run(m.submission, case, weights) for m in mistakes]
+                runs.append(Run(case.label, actual, expected, outputs))
+        return judge(runs, names=("output",), mistakes=mistakes)
+
+    return Exercise(
+        exercise_id, name, reference, verdict, mistakes, stub=stub, crash=crash, success=success
+    )
+
+
+# 4.2 FeedForward ------------------------------------------------------------------------------
+
+
+class _FlawedFeedForward(encoder.FeedForward):
     """A feed-forward sublayer with one classic mistake switched on by a class attribute."""
 
-    activations, relu_always, tanh_gelu = "hidden", False, False
+    activations, relu_always, tanh_gelu, dropout_at = "hidden", False, False, "hidden"
+    residual = False
 
     def __init__(self, d_model, d_ff, dropout=0.0, activation="relu"):
-        super().__init__()
-        self.linear1 = nn.Linear(d_model, d_ff)
-        self.linear2 = nn.Linear(d_ff, d_model)
-        self.dropout = nn.Dropout(dropout)
+        super().__init__(d_model, d_ff, dropout, activation)
         if activation == "relu" or self.relu_always:
             self.activation = nn.ReLU()
         else:
             self.activation = nn.GELU(approximate="tanh" if self.tanh_gelu else "none")
 
     def forward(self, x):
-        hidden = self.linear1(x)
+        hidden = self.linear1(self.dropout(x) if self.dropout_at == "input" else x)
         if self.activations != "none":
             hidden = self.activation(hidden)
-        out = self.linear2(self.dropout(hidden))
-        return self.activation(out) if self.activations == "both" else out
+        if self.dropout_at == "hidden":
+            hidden = self.dropout(hidden)
+        out = self.linear2(hidden)
+        if self.activations == "both":
+            out = self.activation(out)
+        out = self.dropout(out) if self.dropout_at == "output" else out
+        return x + out if self.residual else out
 
 
 def _flawed_ff(name, **flaw):
@@ -143,20 +382,49 @@ FEED_FORWARD_MISTAKES = (
         'nn.GELU() (approximate="none"), as in PyTorch\'s encoder layer.',
         _flawed_ff("tanh GELU", tanh_gelu=True),
     ),
+    Mistake(
+        "no dropout",
+        "in training mode your feed-forward never drops anything: apply self.dropout to "
+        "the hidden activations, between the activation and linear2.",
+        _flawed_ff("no dropout", dropout_at="none"),
+    ),
+    Mistake(
+        "dropout on the output",
+        "you dropped the output of linear2; in this sublayer dropout goes on the hidden "
+        "activations, between the activation and linear2 (the block drops the output).",
+        _flawed_ff("dropout on the output", dropout_at="output"),
+    ),
+    Mistake(
+        "dropout on the input",
+        "you dropped the input of linear1; in this sublayer dropout goes on the hidden "
+        "activations, between the activation and linear2.",
+        _flawed_ff("dropout on the input", dropout_at="input"),
+    ),
+    Mistake(
+        "residual inside the feed-forward",
+        "your feed-forward adds its input back (x + ...); the residual belongs to the block "
+        "(exercise 4.3): the sublayer returns linear2(...) alone.",
+        _flawed_ff("residual inside the feed-forward", residual=True),
+    ),
 )
 
 
-def _feed_forward_cases(gen: torch.Generator) -> list[ModuleCase]:
+def _feed_forward_cases(gen: torch.Generator) -> list[_ModuleCase]:
     def randn(*shape):
         return torch.randn(*shape, generator=gen)
 
     return [
-        ModuleCase((12, 24), (randn(2, 5, 12),), label="d_model=12, d_ff=24, ReLU"),
-        ModuleCase(
-            (16, 48),
+        _ModuleCase({"d_model": 12, "d_ff": 24}, (randn(2, 5, 12),), label="d_model=12, d_ff=24"),
+        _ModuleCase(
+            {"d_model": 16, "d_ff": 48, "activation": "gelu"},
             (randn(3, 4, 16),),
-            init_kwargs={"activation": "gelu"},
             label='d_model=16, d_ff=48, activation="gelu"',
+        ),
+        _ModuleCase(
+            {"d_model": 8, "d_ff": 20, "dropout": 0.3},
+            (randn(2, 6, 8),),
+            label="training mode, dropout=0.3",
+            train=True,
         ),
     ]
 
@@ -172,152 +440,228 @@ class _CrashFeedForward(encoder.FeedForward):
         return self.linear2(x)  # a typical slip: linear2 expects d_ff features, not d_model
 
 
-def _flawed_block(
-    block,
-    x,
-    mask=None,
-    *,
-    skip=(),
-    after_norm=False,
-    ff_reads_input=False,
-    residual_from_normed=False,
-    use_mask=True,
-    dropout="sublayer",
-):
-    """An encoder block forward with one classic mistake switched on."""
+# 4.3 EncoderBlock -----------------------------------------------------------------------------
 
-    def attention_sublayer(h):
-        return block.self_attn(h, mask=mask if use_mask else None)[0]
 
-    def step(x, norm, drop, sublayer, name, source):
-        drop_out = drop if dropout == "sublayer" else nn.Identity()
-        drop_sum = drop if dropout == "sum" else nn.Identity()
-        if block.norm_first:
+class _FlawedBlock(encoder.EncoderBlock):
+    """An encoder block with one classic mistake switched on by a class attribute."""
+
+    skip: tuple = ()
+    after_norm = ff_reads_input = residual_from_normed = False
+    use_mask, invert_mask, fixed_eps, one_norm = True, False, False, False
+    dropouts = ("dropout1", "dropout2")
+    dropout_at = "sublayer"
+    norm_style = "as asked"  # or "always post", "always pre"
+
+    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, activation="relu", **kwargs):
+        if self.fixed_eps:
+            kwargs["eps"] = 1e-5
+        super().__init__(d_model, num_heads, d_ff, dropout, activation, **kwargs)
+
+    def _step(self, x, norm, drop, sublayer, name, source):
+        drop = drop if f"dropout{1 if name == 'attention' else 2}" in self.dropouts else None
+        drop_out = drop if drop is not None and self.dropout_at == "sublayer" else nn.Identity()
+        drop_sum = drop if drop is not None and self.dropout_at == "sum" else nn.Identity()
+        drop_in = drop if drop is not None and self.dropout_at == "input" else nn.Identity()
+        pre = {"as asked": self.norm_first, "always post": False, "always pre": True}
+        if pre[self.norm_style]:
             h = norm(source)
-            base = h if residual_from_normed else x
-            out = drop_out(sublayer(h))
-            return out if name in skip else drop_sum(base + out)
-        out = drop_out(sublayer(source))
-        if after_norm:
+            base = h if self.residual_from_normed else x
+            out = drop_out(sublayer(drop_in(h)))
+            return out if name in self.skip else drop_sum(base + out)
+        out = drop_out(sublayer(drop_in(source)))
+        if self.after_norm:
             return norm(out) + x
-        return norm(out) if name in skip else norm(drop_sum(x + out))
+        return norm(out) if name in self.skip else norm(drop_sum(x + out))
 
-    block_input = x
-    x = step(x, block.norm1, block.dropout1, attention_sublayer, "attention", x)
-    source = block_input if ff_reads_input else x
-    return step(x, block.norm2, block.dropout2, block.feed_forward, "feed-forward", source)
+    def forward(self, x, mask=None):
+        if mask is not None and self.invert_mask:
+            mask = ~mask
+        given = mask if self.use_mask else None
+        block_input = x
+        x = self._step(
+            x, self.norm1, self.dropout1, lambda h: self.self_attn(h, mask=given)[0], "attention", x
+        )
+        source = block_input if self.ff_reads_input else x
+        norm2 = self.norm1 if self.one_norm else self.norm2
+        return self._step(x, norm2, self.dropout2, self.feed_forward, "feed-forward", source)
 
 
-def _block_mistake(name, hint, **flaw):
-    def submission(block, x, mask=None):
-        return _flawed_block(block, x, mask, **flaw)
-
-    submission.__name__ = name
-    return Mistake(name, hint, submission)
+def _flawed_block(name, hint, **flaw):
+    cls = type("EncoderBlock", (_FlawedBlock,), {"__qualname__": name, **flaw})
+    return Mistake(name, hint, cls)
 
 
 BLOCK_MISTAKES = (
-    _block_mistake(
+    _flawed_block(
         "no attention residual",
         "the attention sublayer has no residual connection: add its input back, "
         "x + dropout1(attention), before (post-norm) or without (pre-norm) the norm.",
         skip=("attention",),
     ),
-    _block_mistake(
+    _flawed_block(
         "no feed-forward residual",
         "the feed-forward sublayer has no residual connection: add its input back, "
         "x + dropout2(feed_forward(...)).",
         skip=("feed-forward",),
     ),
-    _block_mistake(
+    _flawed_block(
         "residual added after the norm",
         "in the post-norm block you added the residual after the norm; the norm comes last: "
         "x = norm1(x + dropout1(attention)).",
         after_norm=True,
     ),
-    _block_mistake(
+    _flawed_block(
         "feed-forward reads the block's input",
         "your feed-forward reads the block's original input; it must read the output of the "
         "attention sublayer (the updated x).",
         ff_reads_input=True,
     ),
-    _block_mistake(
+    _flawed_block(
         "pre-norm residual from the normalised x",
         "in the pre-norm block your residual adds the normalised x; add the un-normalised "
         "input: x = x + dropout1(attention(norm1(x))).",
         residual_from_normed=True,
     ),
-    _block_mistake(
+    _flawed_block(
+        "norm_first ignored",
+        "your block is always post-norm: with norm_first=True normalise first, "
+        "x = x + dropout1(attention(norm1(x))), and the same for the feed-forward.",
+        norm_style="always post",
+    ),
+    _flawed_block(
+        "norm_first=False ignored",
+        "your block is always pre-norm: with norm_first=False (the original block) the norm "
+        "comes after the residual sum, x = norm1(x + dropout1(attention(x))).",
+        norm_style="always pre",
+    ),
+    _flawed_block(
         "mask ignored",
-        "your block ignores mask: pass it to block.self_attn(..., mask=mask) so padding "
+        "your block ignores mask: pass it to self.self_attn(..., mask=mask) so padding "
         "gets no attention.",
         use_mask=False,
     ),
-    _block_mistake(
-        "no dropout",
-        "in training mode your block skips dropout: apply block.dropout1 to the attention "
-        "output and block.dropout2 to the feed-forward output.",
-        dropout="none",
+    _flawed_block(
+        "mask inverted",
+        "you inverted the mask: in this course True means may attend, so pass mask to "
+        "self.self_attn as it is (only PyTorch's own layers want ~mask).",
+        invert_mask=True,
     ),
-    _block_mistake(
+    _flawed_block(
+        "eps not passed on",
+        "your layer norms ignore the eps argument (they use 1e-5): build them with "
+        "LayerNorm(d_model, eps).",
+        fixed_eps=True,
+    ),
+    _flawed_block(
+        "one norm for both sublayers",
+        "you used norm1 for both sublayers; the feed-forward sublayer has its own norm2 "
+        "(with its own weight and bias).",
+        one_norm=True,
+    ),
+    _flawed_block(
+        "no dropout",
+        "in training mode your block skips dropout: apply self.dropout1 to the attention "
+        "output and self.dropout2 to the feed-forward output.",
+        dropouts=(),
+    ),
+    _flawed_block(
+        "no dropout1",
+        "in training mode your attention sublayer is never dropped: apply self.dropout1 to "
+        "the attention output before adding the residual.",
+        dropouts=("dropout2",),
+    ),
+    _flawed_block(
+        "no dropout2",
+        "in training mode your feed-forward sublayer is never dropped: apply self.dropout2 "
+        "to the feed-forward output before adding the residual.",
+        dropouts=("dropout1",),
+    ),
+    _flawed_block(
         "dropout after the residual sum",
         "you applied dropout to the sum x + sublayer(...), which also drops the residual "
         "path; drop only the sublayer's output, then add the residual.",
-        dropout="sum",
+        dropout_at="sum",
+    ),
+    _flawed_block(
+        "dropout on the sublayer's input",
+        "you dropped the sublayer's input; dropout goes on the sublayer's output, just "
+        "before the residual is added: x + dropout1(attention(...)).",
+        dropout_at="input",
     ),
 )
 
-
-class _SeededDropout(nn.Dropout):
-    """Dropout whose mask depends only on ``seed`` and the input's shape: repeatable in checks."""
-
-    def __init__(self, p: float, seed: int):
-        super().__init__(p)
-        self.seed = seed
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        keep = torch.rand(x.shape, generator=torch.Generator().manual_seed(self.seed)) >= self.p
-        return x * keep / (1 - self.p)
+BLOCK_LAYOUT = (
+    "build self_attn = MultiHeadAttention(d_model, num_heads, dropout), feed_forward = "
+    "FeedForward(d_model, d_ff, dropout, activation), norm1 and norm2 = LayerNorm(d_model, "
+    "eps), dropout1 and dropout2 = nn.Dropout(dropout)."
+)
 
 
-class _CheckedBlock(encoder.EncoderBlock):
-    def __repr__(self) -> str:  # the crash note prints this, so keep it on one line
-        kind = "pre-norm" if self.norm_first else "post-norm"
-        return f"EncoderBlock({kind}, d_model={self.self_attn.d_model})"
-
-
-def _block(gen, *args, train=False, **kwargs):
-    block = randomise_parameters(build_quietly(_CheckedBlock, *args, **kwargs), gen)
-    if train:
-        droppers = [(n, m) for n, m in block.named_modules() if isinstance(m, nn.Dropout)]
-        for seed, (name, module) in enumerate(droppers):
-            parent, _, attr = name.rpartition(".")
-            setattr(block.get_submodule(parent), attr, _SeededDropout(module.p, seed))
-    return block.train(train)
-
-
-def _block_cases(gen: torch.Generator) -> list[Case]:
+def _block_cases(gen: torch.Generator) -> list[_ModuleCase]:
     def randn(*shape):
         return torch.randn(*shape, generator=gen)
 
-    post = _block(gen, 16, 4, 32)
-    pre = _block(gen, 16, 2, 48, activation="gelu", norm_first=True)
+    def settings(d_model, num_heads, d_ff, **more):
+        return {"d_model": d_model, "num_heads": num_heads, "d_ff": d_ff, **more}
+
+    # Right and left padding, so that neither [:n] slicing nor a fixed side passes.
     padding = attention.padding_mask(torch.tensor([4, 2, 3]), 4)[:, None, None, :]
+    left = torch.tensor([[False, True, True, True, True], [False, False, False, True, True]])
+    causal = attention.causal_mask(6)
     return [
-        Case((post, randn(2, 5, 16)), label="post-norm, no mask"),
-        Case((post, randn(3, 4, 16)), {"mask": padding}, label="post-norm, padding mask"),
-        Case((pre, randn(3, 4, 16)), {"mask": padding}, label="pre-norm, padding mask"),
-        Case(
-            (_block(gen, 16, 4, 32, dropout=0.3, train=True), randn(2, 6, 16)),
-            label="post-norm in training mode, dropout=0.3",
+        _ModuleCase(settings(16, 4, 32), (randn(2, 5, 16),), label="post-norm, no mask"),
+        _ModuleCase(
+            settings(16, 4, 32), (randn(3, 4, 16),), {"mask": padding}, "post-norm, padding mask"
         ),
-        Case(
-            (_block(gen, 16, 4, 32, dropout=0.3, norm_first=True, train=True), randn(2, 6, 16)),
-            label="pre-norm in training mode, dropout=0.3",
+        _ModuleCase(
+            settings(16, 2, 48, activation="gelu", norm_first=True),
+            (randn(3, 4, 16),),
+            {"mask": padding},
+            "pre-norm, GELU, padding mask",
+        ),
+        _ModuleCase(
+            settings(24, 8, 40, norm_first=True),
+            (randn(2, 5, 24),),
+            {"mask": left[:, None, None, :]},
+            "pre-norm, 8 heads of 3, left padding",
+        ),
+        _ModuleCase(
+            settings(12, 3, 20, eps=0.1),
+            (randn(2, 6, 12) * 0.3,),
+            {"mask": causal},
+            "post-norm, eps=0.1, causal mask",
+        ),
+        _ModuleCase(
+            settings(12, 3, 20, eps=0.1, norm_first=True),
+            (randn(1, 6, 12) * 0.3,),
+            label="pre-norm, eps=0.1, batch 1",
+        ),
+        _ModuleCase(
+            settings(16, 4, 32, dropout=0.3),
+            (randn(2, 6, 16),),
+            label="post-norm in training mode, dropout=0.3",
+            train=True,
+        ),
+        _ModuleCase(
+            settings(16, 2, 24, dropout=0.2, norm_first=True),
+            (randn(3, 4, 16),),
+            {"mask": padding},
+            "pre-norm in training mode, dropout=0.2, padding mask",
+            train=True,
         ),
     ]
+
+
+class _StubBlock(nn.Module):
+    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, activation="relu", **kwargs):
+        super().__init__()
+        raise NotImplementedError("Exercise not done yet: replace this line with your code.")
+
+
+class _CrashBlock(encoder.EncoderBlock):
+    def forward(self, x, mask=None):
+        return self.feed_forward(self.self_attn(x, mask=mask))  # forgot [0]: a tuple
 
 
 EXERCISES = (
@@ -329,23 +673,25 @@ EXERCISES = (
         mistakes=LAYER_NORM_MISTAKES,
         success="matches nn.LayerNorm, tiny variances and a large eps included.",
     ),
-    module_exercise(
+    trained_module_exercise(
         "4.2",
         encoder.FeedForward,
         _feed_forward_cases,
-        names=("output",),
-        layout="build linear1 = nn.Linear(d_model, d_ff) and linear2 = nn.Linear(d_ff, d_model).",
+        layout="build linear1 = nn.Linear(d_model, d_ff), linear2 = nn.Linear(d_ff, d_model) "
+        "and dropout = nn.Dropout(dropout).",
         mistakes=FEED_FORWARD_MISTAKES,
         stub=_StubFeedForward,
         crash=_CrashFeedForward,
-        success="the same two linear maps on every token, ReLU and GELU.",
+        success="the same two linear maps on every token, ReLU and GELU, dropout in place.",
     ),
-    function_exercise(
+    trained_module_exercise(
         "4.3",
-        encoder.encoder_block_forward,
+        encoder.EncoderBlock,
         _block_cases,
-        names=("output",),
+        layout=BLOCK_LAYOUT,
         mistakes=BLOCK_MISTAKES,
-        success="post-norm and pre-norm, with masks and with dropout in training mode.",
+        stub=_StubBlock,
+        crash=_CrashBlock,
+        success="post-norm and pre-norm, masks, eps, several head sizes, dropout in training.",
     ),
 )

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from course_utils import attention
-from course_utils.checkers.modules import ModuleCase, build_quietly, module_exercise
-from course_utils.checking import Case, Mistake, function_exercise
+from course_utils.checkers.modules import (
+    ModuleCase,
+    build_quietly,
+    module_exercise,
+    randomise_parameters,
+)
+from course_utils.checking import (
+    Case,
+    Exercise,
+    Mistake,
+    Run,
+    call_learner,
+    function_exercise,
+    judge,
+    stub,
+)
 
 __all__ = ["EXERCISES"]
 
@@ -417,3 +432,246 @@ EXERCISES = (
     ),
 )
 
+
+# 3.4 load_from_torch: PyTorch's weights into the learner's own class ---------------------------
+
+
+def _flawed_loader(
+    *,
+    order=(0, 1, 2),
+    transpose=(),
+    interleaved=False,
+    in_bias=True,
+    out_weight=True,
+    out_bias=True,
+    bias_order=None,
+    same=None,
+):
+    """A weight loader with one classic mistake; it fills ``mha`` in place like the reference."""
+
+    def submission(mha, layer):
+        split = (lambda t: (t[0::3], t[1::3], t[2::3])) if interleaved else (lambda t: t.chunk(3))
+        weights = split(layer.in_proj_weight.detach())
+        biases = split(layer.in_proj_bias.detach())
+        projections = (mha.q_proj, mha.k_proj, mha.v_proj)
+        with torch.no_grad():
+            for i, proj in enumerate(projections):
+                source = same if same is not None else order[i]
+                weight = weights[source]
+                proj.weight.copy_(weight.T if "in" in transpose else weight)
+                if in_bias:
+                    proj.bias.copy_(biases[(bias_order or order)[i] if same is None else same])
+            if out_weight:
+                out = layer.out_proj.weight
+                mha.out_proj.weight.copy_(out.T if "out" in transpose else out)
+            if out_bias and out_weight:
+                mha.out_proj.bias.copy_(layer.out_proj.bias)
+        return mha
+
+    return submission
+
+
+def _shared_loader(mha, layer):
+    """Right values, but the learner's parameters are views of PyTorch's."""
+    attention.load_from_torch(mha, layer)
+    d_model = layer.embed_dim
+    for i, proj in enumerate((mha.q_proj, mha.k_proj, mha.v_proj)):
+        proj.weight.data = layer.in_proj_weight.data[i * d_model : (i + 1) * d_model]
+    return mha
+
+
+LOAD_MISTAKES = (
+    Mistake(
+        "q, k, v in the wrong order",
+        "in_proj_weight stacks the rows as [q; k; v]: the first d_model rows are q_proj's, "
+        "the next k_proj's, the last v_proj's; yours come in another order.",
+        _flawed_loader(order=(1, 0, 2)),
+    ),
+    Mistake(
+        "q and v swapped",
+        "in_proj_weight stacks the rows as [q; k; v]; you swapped q's and v's blocks.",
+        _flawed_loader(order=(2, 1, 0)),
+    ),
+    Mistake(
+        "k and v swapped",
+        "in_proj_weight stacks the rows as [q; k; v]; you swapped k's and v's blocks.",
+        _flawed_loader(order=(0, 2, 1)),
+    ),
+    Mistake(
+        "transposed weights",
+        "you copied transposed weights; nn.Linear and in_proj_weight both store "
+        "(out_features, in_features), so copy the blocks as they are, without .T.",
+        _flawed_loader(transpose=("in", "out")),
+    ),
+    Mistake(
+        "transposed q, k, v blocks",
+        "you copied the q, k and v blocks transposed; nn.Linear and in_proj_weight both "
+        "store (out_features, in_features), so copy them as they are, without .T.",
+        _flawed_loader(transpose=("in",)),
+    ),
+    Mistake(
+        "transposed out_proj",
+        "you copied out_proj's weight transposed; both out_proj layers are nn.Linear with "
+        "the same layout: copy it as it is, without .T.",
+        _flawed_loader(transpose=("out",)),
+    ),
+    Mistake(
+        "interleaved rows",
+        "in_proj_weight holds three blocks one after the other, not interleaved rows: q_proj "
+        "gets rows 0 to d_model - 1 (.chunk(3)), not rows 0, 3, 6, ...",
+        _flawed_loader(interleaved=True),
+    ),
+    Mistake(
+        "input biases forgotten",
+        "you copied the weights but not the biases: in_proj_bias holds q_proj's, k_proj's and "
+        "v_proj's biases, in that order (chunk it in three too).",
+        _flawed_loader(in_bias=False),
+    ),
+    Mistake(
+        "biases in the wrong order",
+        "your biases come in another order than your weights; in_proj_bias is stacked "
+        "[q; k; v] like in_proj_weight.",
+        _flawed_loader(bias_order=(1, 0, 2)),
+    ),
+    Mistake(
+        "out_proj not copied",
+        "you copied the input projections but not out_proj: copy layer.out_proj.weight and "
+        "layer.out_proj.bias into mha.out_proj too.",
+        _flawed_loader(out_weight=False),
+    ),
+    Mistake(
+        "out_proj bias forgotten",
+        "you copied out_proj's weight but not its bias: copy layer.out_proj.bias too.",
+        _flawed_loader(out_bias=False),
+    ),
+    Mistake(
+        "one block for all three",
+        "you gave q_proj, k_proj and v_proj the same block; in_proj_weight holds three "
+        "different maps: split it in three with .chunk(3) and copy one into each.",
+        _flawed_loader(same=0),
+    ),
+    Mistake(
+        "parameters shared with PyTorch's layer",
+        "shares memory with PyTorch's layer (a view or .data assignment), so training one "
+        "would change the other: copy the values with .copy_() inside torch.no_grad().",
+        _shared_loader,
+    ),
+)
+
+
+def _load_cases(gen: torch.Generator) -> list[Case]:
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen)
+
+    def layer(d_model, num_heads):
+        torch_layer = build_quietly(nn.MultiheadAttention, d_model, num_heads, batch_first=True)
+        return randomise_parameters(torch_layer, gen).eval()
+
+    padding = attention.padding_mask(torch.tensor([5, 3, 4]), 5)[:, None, None, :]
+    left = torch.tensor([[True] * 6, [False, False, True, True, True, True]])[:, None, None, :]
+    return [
+        Case((layer(16, 4), randn(2, 5, 16)), label="d_model=16, 4 heads, self-attention"),
+        Case(
+            (layer(16, 4), randn(3, 5, 16)),
+            {"mask": padding},
+            label="padding mask (True = may attend)",
+        ),
+        Case(
+            (layer(12, 2), randn(2, 6, 12)),
+            {"mask": attention.causal_mask(6)},
+            label="d_model=12, 2 heads, causal mask",
+        ),
+        Case(
+            (layer(24, 6), randn(2, 4, 24), randn(2, 6, 24)),
+            {"mask": left},
+            label="cross-attention, seq_q=4, seq_k=6, 6 heads, left padding",
+        ),
+    ]
+
+
+def _load_and_run(loader, layer, query, memory=None, mask=None, *, start):
+    """Fill a fresh course MultiHeadAttention (from ``start``) with ``loader``; run it."""
+    target = build_quietly(attention.MultiHeadAttention, layer.embed_dim, layer.num_heads)
+    target.load_state_dict(start)
+    loader(target, layer)
+    return target.eval()(query, memory, mask=mask)
+
+
+def _shares_memory(module: nn.Module, other: nn.Module) -> str | None:
+    theirs = {p.untyped_storage().data_ptr() for p in other.parameters()}
+    for name, parameter in module.named_parameters():
+        if parameter.untyped_storage().data_ptr() in theirs:
+            return name
+    return None
+
+
+def _load_verdict(submission: Any) -> str | None:
+    if not callable(submission) or isinstance(submission, (type, nn.Module)):
+        return (
+            'pass your function itself (check("3.4", load_from_torch)); you passed a '
+            f"{type(submission).__name__}."
+        )
+    generator = torch.Generator().manual_seed(34)
+    runs = []
+    with torch.no_grad():
+        for case in _load_cases(generator):
+            layer, query, *memory = case.args
+            # Every loader starts from the same random weights, so a forgotten copy shows.
+            start = randomise_parameters(
+                build_quietly(attention.MultiHeadAttention, layer.embed_dim, layer.num_heads),
+                generator,
+            ).state_dict()
+            received: list[Any] = []
+
+            def learner_call(layer, query, memory=None, mask=None, _received=received, _s=start):
+                # The target module is filled in place on purpose: only the PyTorch layer,
+                # the query and the memory are inputs the learner must leave unchanged.
+                target = build_quietly(
+                    attention.MultiHeadAttention, layer.embed_dim, layer.num_heads
+                )
+                target.load_state_dict(_s)
+                _received.extend([submission(target, layer), target, layer])
+                return target.eval()(query, memory, mask=mask)
+
+            actual = call_learner(
+                learner_call, "load_from_torch", case.args, case.kwargs, signature_of=learner_call
+            )
+            returned, target, given_layer = received
+            if returned is not target:
+                return (
+                    "return the module you were given, filled in (end with return mha); you "
+                    f"returned {type(returned).__name__}."
+                )
+            shared = _shares_memory(target, given_layer)
+            if shared:
+                return f"your {shared} {LOAD_MISTAKES[-1].hint}"
+            expected = _load_and_run(
+                attention.load_from_torch, layer, query, *memory, start=start, **case.kwargs
+            )
+            outputs = [
+                _load_and_run(m.submission, layer, query, *memory, start=start, **case.kwargs)
+                for m in LOAD_MISTAKES
+            ]
+            runs.append(Run(case.label, actual, expected, outputs))
+    return judge(runs, names=("output", "weights"), mistakes=LOAD_MISTAKES)
+
+
+def _load_crash(mha, layer):
+    q_w = layer.in_proj_weight.chunk(3, dim=1)[0]  # a typical slip: chunked the wrong axis
+    with torch.no_grad():
+        mha.q_proj.weight.copy_(q_w)
+    return mha
+
+
+LOAD_EXERCISE = Exercise(
+    "3.4",
+    "load_from_torch",
+    attention.load_from_torch,
+    _load_verdict,
+    LOAD_MISTAKES,
+    stub=stub,
+    crash=_load_crash,
+    success="your layer now computes what nn.MultiheadAttention computes, masks included.",
+)
+
+EXERCISES = (*EXERCISES, LOAD_EXERCISE)
