@@ -12,21 +12,28 @@ from the shape of a batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from course_utils.encoder import Encoder
-from course_utils.positional import SinusoidalPositionalEncoding
+from course_utils.encoder import Encoder, EncoderBlock
+from course_utils.positional import add_positional_encoding, sinusoidal_positional_encoding
 
 __all__ = [
     "POOLINGS",
+    "BrokenPart",
+    "PositionalTable",
     "TransformerClassifier",
     "build_classifier",
     "classifier_forward",
     "count_parameters",
+    "guarded_loss",
+    "learner_parts",
     "masked_mean_pool",
+    "part_failure",
+    "token_vectors",
 ]
 
 POOLINGS = ("mean", "cls")
@@ -58,6 +65,13 @@ class TransformerClassifier(nn.Module):
     ``forward(input_ids)`` maps ``(batch, seq)`` token ids to ``(batch, num_classes)`` logits;
     ids equal to ``pad_id`` are padding. ``pooling`` is ``"mean"`` (masked mean over the real
     tokens) or ``"cls"`` (the vector of the first token, which must then be ``[CLS]``).
+
+    The parts default to the course's reference; :func:`build_classifier` with
+    ``parts="yours"`` passes the learner's instead (see :func:`learner_parts`):
+    ``block_factory`` builds each encoder block as ``block_factory(d_model, num_heads, d_ff,
+    dropout=..., norm_first=...)``, ``positional_table`` is the ``(max_len, d_model)`` table,
+    ``add_positions(x, table)`` adds it along the sequence axis and ``pool(hidden, mask)`` is
+    the masked mean pooling.
     """
 
     def __init__(
@@ -71,10 +85,15 @@ class TransformerClassifier(nn.Module):
         d_ff: int = 256,
         num_layers: int = 1,
         dropout: float = 0.1,
-        attention_dropout: float = 0.0,
         pooling: str = "mean",
         pad_id: int = 0,
         norm_first: bool = True,
+        block_factory: Callable[..., nn.Module] = EncoderBlock,
+        positional_table: torch.Tensor | None = None,
+        add_positions: Callable[
+            [torch.Tensor, torch.Tensor], torch.Tensor
+        ] = add_positional_encoding,
+        pool: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = masked_mean_pool,
     ):
         super().__init__()
         if pooling not in POOLINGS:
@@ -87,26 +106,67 @@ class TransformerClassifier(nn.Module):
             )
         self.d_model, self.pooling, self.pad_id = d_model, pooling, pad_id
         self.num_classes, self.max_len = num_classes, max_len
+        self.pool = pool
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         # Entries of size 1/√d_model, so that after the × √d_model of the forward pass a
         # token vector has entries of size 1, like the positional encoding added to it.
         nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
         with torch.no_grad():
             self.embedding.weight[pad_id].zero_()
-        self.positional = SinusoidalPositionalEncoding(d_model, max_len)
+        if positional_table is None:
+            positional_table = sinusoidal_positional_encoding(max_len, d_model)
+        self.positional = PositionalTable(positional_table, add_positions)
         self.dropout = nn.Dropout(dropout)
         self.encoder = Encoder(
-            num_layers, d_model, num_heads, d_ff, dropout=dropout, norm_first=norm_first
+            num_layers,
+            d_model,
+            num_heads,
+            d_ff,
+            block_factory=block_factory,
+            dropout=dropout,
+            norm_first=norm_first,
         )
-        for block in self.encoder.layers:
-            # Dropping attention weights regularises a little but costs a random draw per
-            # query-key pair: on a CPU that is a third of the training time, so it is optional.
-            block.self_attn.dropout.p = attention_dropout
         self.head = nn.Linear(d_model, num_classes)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, num_classes)`` for a batch of token ids ``(batch, seq)``."""
         return classifier_forward(self, input_ids)
+
+
+class PositionalTable(nn.Module):
+    """Adds a fixed ``(max_len, d_model)`` table to ``(batch, seq, d_model)`` inputs.
+
+    ``add(x, table)`` does the adding (row ``t`` to ``x[:, t]``); nothing is learned.
+    """
+
+    def __init__(
+        self,
+        table: torch.Tensor,
+        add: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = add_positional_encoding,
+    ):
+        super().__init__()
+        if table.dim() != 2:
+            raise ValueError(f"table must be (max_len, d_model); got shape {tuple(table.shape)}")
+        # A buffer follows the module to the GPU, but is neither trained nor saved.
+        self.register_buffer("table", table.detach().clone().float(), persistent=False)
+        self.add = add
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x`` plus the encoding of each position."""
+        return self.add(x, self.table)
+
+
+def token_vectors(
+    model: TransformerClassifier, input_ids: torch.Tensor, keep: torch.Tensor
+) -> torch.Tensor:
+    """The encoder's output ``(batch, seq, d_model)``: steps 1 and 2 of :func:`classifier_forward`.
+
+    ``keep`` is bool ``(batch, seq)``, True at real tokens. Pretraining
+    (:mod:`course_utils.classifier_pretraining`) uses these vectors without the head.
+    """
+    x = model.embedding(input_ids) * math.sqrt(model.d_model)  # (batch, seq, d_model)
+    x = model.dropout(model.positional(x))
+    return model.encoder(x, mask=keep[:, None, None, :])  # mask (batch, 1, 1, seq)
 
 
 def classifier_forward(model: TransformerClassifier, input_ids: torch.Tensor) -> torch.Tensor:
@@ -115,28 +175,147 @@ def classifier_forward(model: TransformerClassifier, input_ids: torch.Tensor) ->
         raise ValueError(f"input_ids must be (batch, seq); got shape {tuple(input_ids.shape)}")
     keep = input_ids != model.pad_id  # (batch, seq): True at real tokens
     # 1. Token vectors, scaled up by √d_model, plus the position of each token (axis 1).
-    x = model.embedding(input_ids) * math.sqrt(model.d_model)  # (batch, seq, d_model)
-    x = model.dropout(model.positional(x))
     # 2. The encoder; no real token may attend to padding. One mask row serves every query.
-    x = model.encoder(x, mask=keep[:, None, None, :])  # mask (batch, 1, 1, seq)
+    x = token_vectors(model, input_ids, keep)  # (batch, seq, d_model)
     # 3. One vector per review, then one score per class.
-    pooled = x[:, 0] if model.pooling == "cls" else masked_mean_pool(x, keep)  # (batch, d_model)
+    pool = getattr(model, "pool", masked_mean_pool)
+    pooled = x[:, 0] if model.pooling == "cls" else pool(x, keep)  # (batch, d_model)
     return model.head(model.dropout(pooled))  # (batch, num_classes)
 
 
+def learner_parts(max_len: int, d_model: int) -> dict[str, Any]:
+    """The learner's recorded parts as :class:`TransformerClassifier` arguments.
+
+    Each part is the learner's where its check passed and the reference otherwise (see
+    :mod:`course_utils.parts`): the encoder block (4.3, or the reference block around the
+    learner's attention, layer norm and feed-forward), the positional table (5.1) and its
+    addition (5.2), and the pooling (6.1).
+    """
+    from course_utils import parts
+
+    return {
+        "block_factory": parts.encoder_block,
+        "positional_table": parts.positional_encoding(max_len, d_model),
+        "add_positions": parts.get("add_positional_encoding").impl,
+        "pool": parts.pooling(),
+    }
+
+
 def build_classifier(
-    vocab_size: int, labels: Sequence[int], max_len: int, **sizes
+    vocab_size: int,
+    labels: Sequence[int],
+    max_len: int,
+    *,
+    parts: Literal["reference", "yours"] = "reference",
+    **sizes,
 ) -> TransformerClassifier:
     """A :class:`TransformerClassifier` sized from the data: one output per class in ``labels``.
 
     ``labels`` are the training labels (0 to num_classes - 1); ``vocab_size`` comes from the
-    tokenizer and ``max_len`` is the length reviews are truncated to. Other keyword
-    arguments (``d_model``, ``num_layers``, ...) go to the model.
+    tokenizer and ``max_len`` is the length reviews are truncated to. ``parts="yours"``
+    builds it from the learner's recorded parts (:func:`learner_parts`), ``"reference"``
+    from the course's. Other keyword arguments (``d_model``, ``num_layers``, ...) go to
+    the model.
     """
     labels = [int(label) for label in labels]
     if not labels or min(labels) < 0:
         raise ValueError("labels must be a non-empty sequence of class numbers 0, 1, 2, ...")
+    if parts not in ("reference", "yours"):
+        raise ValueError(f"parts must be 'reference' or 'yours'; got {parts!r}")
+    if parts == "yours":
+        sizes = {**learner_parts(max_len, sizes.get("d_model", 64)), **sizes}
     return TransformerClassifier(vocab_size, max(labels) + 1, max_len, **sizes)
+
+
+class BrokenPart(RuntimeError):
+    """Training failed inside (or because of) one of the learner's parts; the message names it."""
+
+
+def _yours(name: str) -> bool:
+    from course_utils import parts
+
+    return parts.get(name).origin == "yours"
+
+
+def _first_nonfinite_part(model: nn.Module, ids: torch.Tensor) -> str | None:
+    """Run ``model`` on ``ids`` and name the learner's part whose output first is not finite."""
+    from course_utils.attention import MultiHeadAttention
+
+    suspects: dict[nn.Module, str] = {model.positional: "add_positional_encoding"}
+    for block in getattr(model.encoder, "layers", []):
+        attention = getattr(block, "self_attn", None)
+        if attention is not None:
+            reference = type(attention) is MultiHeadAttention
+            suspects[attention] = "attention" if reference else "multi_head_attention"
+        for name in ("norm1", "norm2"):
+            if hasattr(block, name):
+                suspects[getattr(block, name)] = "layer_norm"
+        if hasattr(block, "feed_forward"):
+            suspects[block.feed_forward] = "feed_forward"
+        suspects[block] = "encoder_block"
+    found: list[str] = []
+
+    def hook(module, inputs, output):
+        first = output[0] if isinstance(output, tuple) else output
+        if not found and isinstance(first, torch.Tensor) and not torch.isfinite(first).all():
+            found.append(suspects[module])
+
+    handles = [module.register_forward_hook(hook) for module in suspects]
+    try:
+        with torch.no_grad():
+            logits = model(ids)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not torch.isfinite(model.positional.table).all():
+        found.insert(0, "positional_encoding")
+    if not found and not torch.isfinite(logits).all():
+        found.append("pooling")
+    mine = [name for name in found if _yours(name)]
+    return mine[0] if mine else None
+
+
+def part_failure(
+    model: nn.Module, ids: torch.Tensor, error: BaseException | None = None
+) -> BrokenPart | None:
+    """A :class:`BrokenPart` naming the learner's part behind a failed step, or None.
+
+    With ``error``, the part whose code raised it; without, the part whose output first
+    stopped being finite on ``ids`` (the loss was NaN). None when no part of the learner's
+    is to blame. The part is marked broken, so the next model built uses the reference.
+    """
+    from course_utils import parts
+
+    name = parts.culprit(error) if error is not None else _first_nonfinite_part(model, ids)
+    if name is None:
+        return None
+    why = error if error is not None else "the loss became NaN or infinite"
+    return BrokenPart(
+        parts.broken(name, why).replace("run this cell again", "build the model again")
+    )
+
+
+def guarded_loss(
+    model: nn.Module, ids: torch.Tensor, compute: Callable[[], torch.Tensor], hint: str
+) -> torch.Tensor:
+    """``compute()`` the loss of a batch; if it fails, name the learner's part to blame.
+
+    An error inside a learner's part, or a loss that is not finite because of one, raises
+    :class:`BrokenPart` (see :func:`part_failure`). A non-finite loss with no part to blame
+    raises ``FloatingPointError`` followed by ``hint`` (what to try instead).
+    """
+    try:
+        loss = compute()
+    except Exception as error:  # a learner's part may fail only on real batches
+        failure = part_failure(model, ids, error)
+        if failure is None:
+            raise
+        raise failure from error
+    if not torch.isfinite(loss):
+        raise part_failure(model, ids) or FloatingPointError(
+            f"the loss became {loss.item()}; {hint}"
+        )
+    return loss
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -18,6 +18,7 @@ from course_utils.cache import atomic_write, cache_key
 
 __all__ = [
     "CLS",
+    "MASK",
     "PAD",
     "SPECIAL_TOKENS",
     "UNK",
@@ -28,8 +29,8 @@ __all__ = [
     "train_tokenizer",
 ]
 
-PAD, UNK, CLS = "[PAD]", "[UNK]", "[CLS]"
-SPECIAL_TOKENS = (PAD, UNK, CLS)  # PAD gets id 0, UNK 1, CLS 2
+PAD, UNK, CLS, MASK = "[PAD]", "[UNK]", "[CLS]", "[MASK]"
+SPECIAL_TOKENS = (PAD, UNK, CLS, MASK)  # PAD gets id 0, UNK 1, CLS 2, MASK 3 (pretraining)
 
 
 def train_tokenizer(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -28,6 +30,7 @@ from course_utils.classifier_tokenizer import (
     train_tokenizer,
 )
 from course_utils.exercises import check
+from course_utils.parts import PARTS
 from course_utils.training import pad_batch
 
 SENTENCES = [
@@ -310,3 +313,162 @@ def test_scores_and_confusion_matrix_on_a_small_example():
         confusion_matrix([0, 5], [0, 1], 5)
     with pytest.raises(ValueError):
         classification_scores([0, 1], [0])
+
+
+# The model from the learner's parts, in the lesson's own notebook -------------------------
+
+LESSON = Path(__file__).resolve().parent.parent / "lessons" / "06_yelp_classifier.py"
+
+
+def _record_cell(stubbed: str | None) -> str:
+    """Kernel code that passes every check before lesson 06 with learner-side copies.
+
+    Each part is a function or class defined in the kernel (so it is recorded by value,
+    as a learner's is), behaving like the course's reference; ``stubbed`` names one part
+    left as an untouched stub.
+    """
+    return f"""
+    import functools
+    from course_utils.exercises import EXERCISES, check
+    from course_utils.parts import PARTS
+
+    for name, exercise in PARTS.items():
+        if exercise == "6.1":
+            continue  # lesson 06 records this one itself
+        reference = EXERCISES[exercise].reference
+        if name == {stubbed!r} and isinstance(reference, type):
+            def __init__(self, *args, **kwargs):
+                raise NotImplementedError
+            mine = type(reference.__name__, (reference,), {{"__init__": __init__}})
+        elif name == {stubbed!r}:
+            def mine(*args, **kwargs):
+                raise NotImplementedError
+        elif isinstance(reference, type):
+            mine = type(reference.__name__, (reference,), {{"__module__": "__main__"}})
+        else:
+            mine = functools.wraps(reference)(lambda *a, _f=reference, **k: _f(*a, **k))
+        try:
+            check(exercise, mine)
+        except NotImplementedError:
+            pass
+    """
+
+
+def _lesson_cells_up_to_the_assembled_model() -> list[str]:
+    """The solution notebook's code cells, up to the first model built from the parts."""
+    import jupytext
+
+    notebook = jupytext.read(LESSON)
+    cells = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        source = "\n".join(
+            line
+            for line in cell.source.splitlines()
+            if "### BEGIN" not in line and "### END" not in line
+        )
+        cells.append(source)
+        if 'parts="yours"' in source:
+            return cells
+    raise AssertionError("lesson 06 never builds a model from the learner's parts")
+
+
+PROBE = """
+from course_utils import parts as _parts
+layer = model.encoder.layers[0]
+print("ORIGINS", {name: _parts.get(name).origin for name in _parts.PARTS})
+print("BLOCK", type(layer).__module__, type(layer).__name__)
+print("ATTENTION", type(layer.self_attn).__module__)
+print("POOL", model.pool.__module__)
+"""
+
+
+def _run_lesson_with_parts(tmp_path, stubbed):
+    from test_parts import run_in_kernel
+
+    env = {
+        "COURSE_PARTS_DIR": str(tmp_path / "parts"),
+        "COURSE_PARTS": "",
+        "COURSE_QUICK": "1",
+        "COURSE_DATA_DIR": str(tmp_path / "cache"),
+        "MPLBACKEND": "Agg",
+    }
+    run_in_kernel([_record_cell(stubbed)], env)
+    outputs = run_in_kernel([*_lesson_cells_up_to_the_assembled_model(), PROBE], env, timeout=600)
+    shown = next(text for text in outputs if "part" in text and "exercise" in text)
+    return shown, outputs[-1]
+
+
+def _table_row(table: str, name: str) -> str:
+    return next(line for line in table.splitlines() if line.split()[:1] == [name])
+
+
+@pytest.mark.slow
+def test_lesson_06_assembles_a_model_of_only_your_parts(tmp_path):
+    table, probe = _run_lesson_with_parts(tmp_path, stubbed=None)
+    for name in PARTS:
+        assert "yours" in _table_row(table, name), table
+    assert "'reference'" not in probe  # every part the learner's
+    assert "BLOCK __main__ EncoderBlock" in probe  # the learner's block class, as recorded
+    assert "POOL __main__" in probe  # the masked_mean_pool of the notebook's exercise 6.1
+
+
+@pytest.mark.slow
+def test_lesson_06_falls_back_for_a_stubbed_part_and_says_so(tmp_path):
+    table, probe = _run_lesson_with_parts(tmp_path, stubbed="encoder_block")
+    row = _table_row(table, "encoder_block")
+    assert "reference" in row and "stub" in row, table
+    for name in set(PARTS) - {"encoder_block"}:
+        assert "yours" in _table_row(table, name), table
+    # The reference block, built around the learner's own multi-head attention.
+    assert "BLOCK course_utils.encoder EncoderBlock" in probe
+    assert "ATTENTION __main__" in probe
+
+
+@pytest.fixture
+def learner_parts(tmp_path, monkeypatch):
+    """An empty record of the learner's parts, switched on."""
+    from course_utils import parts
+
+    monkeypatch.setenv("COURSE_PARTS_DIR", str(tmp_path / "parts"))
+    monkeypatch.delenv("COURSE_PARTS", raising=False)
+    parts._loaded.clear()
+    yield parts
+    parts._loaded.clear()
+
+
+def test_a_classifier_of_your_parts_uses_your_pooling_and_positions(learner_parts):
+    from course_utils.positional import sinusoidal_positional_encoding
+
+    def my_pool(hidden, mask):
+        return masked_mean_pool(hidden, mask)
+
+    def my_table(max_len, d_model):
+        return sinusoidal_positional_encoding(max_len, d_model)
+
+    check("6.1", my_pool)
+    check("5.1", my_table)
+    sizes = {"d_model": 16, "num_heads": 2, "d_ff": 32, "dropout": 0.0}
+    torch.manual_seed(0)
+    mine = build_classifier(50, [0, 1, 2, 3, 4], 32, parts="yours", **sizes).eval()
+    torch.manual_seed(0)
+    reference = build_classifier(50, [0, 1, 2, 3, 4], 32, **sizes).eval()
+    ids = torch.randint(3, 50, (3, 9))
+    torch.testing.assert_close(mine(ids), reference(ids))  # same maths, same weights
+    assert mine.pool is learner_parts.get("pooling").impl and mine.pool.__name__ == "my_pool"
+    assert reference.pool is masked_mean_pool
+    assert learner_parts.get("positional_encoding").origin == "yours"
+    with pytest.raises(ValueError, match="parts"):
+        build_classifier(50, [0, 1], 32, parts="mine")
+
+
+def test_the_positional_table_module_adds_rows_along_the_sequence_axis():
+    from course_utils.classifier import PositionalTable
+
+    table = torch.arange(12.0).reshape(6, 2)
+    out = PositionalTable(table)(torch.zeros(3, 4, 2))
+    torch.testing.assert_close(out, table[:4].expand(3, 4, 2))
+    assert "table" not in PositionalTable(table).state_dict()  # fixed, never saved
+    with pytest.raises(ValueError, match="max_len, d_model"):
+        PositionalTable(torch.zeros(2, 3, 4))

@@ -1,4 +1,4 @@
-"""Lesson 06: the training loop, checkpoints, the baseline, the plots and the bench command.
+"""Lesson 06: splits, pretraining, the training loop, broken parts, checkpoints, baselines, bench.
 
 Everything here runs on a small synthetic review set made on the spot, so no test needs
 the network or the shared data.
@@ -18,9 +18,18 @@ import pytest
 import torch
 
 from course_utils import bench
+from course_utils import classifier_pretraining as pretraining
 from course_utils import classifier_training as training
 from course_utils.classifier import build_classifier
+from course_utils.classifier_data import split_off_validation, unlabelled_reviews
 from course_utils.classifier_metrics import classification_scores, majority_baseline, tfidf_baseline
+from course_utils.classifier_pretraining import (
+    MaskedTokenHead,
+    PretrainSettings,
+    pretrain_encoder,
+    pretrain_or_load,
+    windows,
+)
 from course_utils.classifier_tokenizer import encode_reviews, train_tokenizer
 from course_utils.classifier_training import (
     Recipe,
@@ -74,7 +83,7 @@ def data():
 
 RECIPE = Recipe(
     vocab_size=200, max_len=24, d_model=16, num_heads=2, d_ff=32, epochs=4, batch_size=16,
-    lr=3e-3, word2vec_epochs=0,
+    lr=3e-3, word2vec_epochs=0, pretrain_steps=0,
 )  # fmt: skip
 
 
@@ -106,14 +115,18 @@ def test_length_batches_cover_every_review_once_and_group_similar_lengths():
         length_batches(sequences, 0, shuffle=False)
 
 
-def test_default_recipes_fit_the_device():
+def test_a_gpu_gets_the_measured_cpu_recipe_and_quick_mode_a_tiny_one(monkeypatch):
+    monkeypatch.delenv("COURSE_QUICK", raising=False)
     cpu, gpu, tiny = (
         training.default_recipe("cpu"),
         training.default_recipe("cuda"),
         training.default_recipe("cpu", quick=True),
     )
-    assert gpu.d_model > cpu.d_model and gpu.num_layers > cpu.num_layers
+    assert gpu == cpu  # a bigger GPU recipe was never measured
     assert tiny.vocab_size < cpu.vocab_size and tiny.max_len < cpu.max_len
+    assert tiny.pretrain_steps < cpu.pretrain_steps
+    monkeypatch.setenv("COURSE_QUICK", "1")  # read from the environment when not given
+    assert training.default_recipe("cpu") == tiny
     assert set(cpu.model_sizes()) == {
         "d_model", "num_heads", "d_ff", "num_layers", "dropout", "pooling"
     }  # fmt: skip
@@ -125,9 +138,9 @@ def test_training_learns_the_synthetic_task_and_records_its_history(data):
     history = train_classifier(model, data["train"], data["test"], RECIPE, progress=False)
     steps_per_epoch = -(-len(data["train"][0]) // RECIPE.batch_size)
     assert len(history.step_loss) == RECIPE.epochs * steps_per_epoch
-    assert len(history.test_accuracy) == len(history.train_loss) == RECIPE.epochs
+    assert len(history.valid_accuracy) == len(history.train_loss) == RECIPE.epochs
     assert history.train_loss[-1] < history.train_loss[0]
-    assert history.test_accuracy[-1] > 0.6  # chance is 0.2
+    assert history.valid_accuracy[-1] > 0.6  # chance is 0.2
     _, predictions = evaluate(model, *data["test"])
     assert predictions.tolist() == history.predictions
     assert history.seconds > 0
@@ -196,8 +209,8 @@ def test_plots_draw_the_history_and_a_confusion_matrix():
     history = training.History(
         step_loss=list(np.linspace(1.6, 0.8, 40)),
         train_loss=[1.4, 1.1, 0.9, 0.8],
-        test_loss=[1.3, 1.1, 1.05, 1.1],
-        test_accuracy=[0.4, 0.5, 0.55, 0.56],
+        valid_loss=[1.3, 1.1, 1.05, 1.1],
+        valid_accuracy=[0.4, 0.5, 0.55, 0.56],
     )
     loss_ax, accuracy_ax = training_curves(history, baseline=0.55)
     assert len(accuracy_ax.lines) == 2 and len(loss_ax.lines) == 3
@@ -209,26 +222,212 @@ def test_plots_draw_the_history_and_a_confusion_matrix():
 
 
 @pytest.mark.slow
-def test_bench_yelp_prints_one_json_line(tmp_path, capsys):
-    train_file, test_file = tmp_path / "train.csv", tmp_path / "test.csv"
+def test_bench_yelp_prints_one_json_line_with_seeds_and_both_baselines(tmp_path, capsys):
+    train_file, valid_file, test_file = (tmp_path / f"{n}.csv" for n in ("train", "valid", "test"))
     synthetic_reviews(200, seed=3).to_csv(train_file, index=False)
+    synthetic_reviews(40, seed=5).to_csv(valid_file, index=False)
     synthetic_reviews(50, seed=4).to_csv(test_file, index=False)
-    code = bench.main(
-        ["yelp", "--train", str(train_file), "--test", str(test_file), "--quick", "--epochs", "1"]
-    )
+    arguments = ["yelp", "--train", str(train_file), "--test", str(test_file), "--quick"]
+    code = bench.main([*arguments, "--valid", str(valid_file), "--seeds", "2", "--epochs", "1"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and len(lines) == 1
     result = json.loads(lines[0])
-    assert result["train_reviews"] == 200 and result["test_reviews"] == 50
-    for key in ("transformer", "baseline"):
+    assert (result["train_reviews"], result["valid_reviews"], result["test_reviews"]) == (
+        200, 40, 50
+    )  # fmt: skip
+    assert [run["seed"] for run in result["runs"]] == [0, 1]
+    accuracies = [run["test_accuracy"] for run in result["runs"]]
+    assert result["transformer_accuracy"]["mean"] == pytest.approx(np.mean(accuracies), abs=1e-4)
+    assert result["transformer_accuracy"]["sd"] == pytest.approx(
+        np.std(accuracies, ddof=1), abs=1e-4
+    )
+    assert set(result["baselines"]) == {"tfidf", "tfidf_balanced"}
+    for baseline in result["baselines"].values():
         for metric in ("accuracy", "macro_f1", "within_one"):
-            assert 0.0 <= result[f"{key}_{metric}"] <= 1.0
+            assert 0.0 <= baseline[metric] <= 1.0
+    stronger = max(b["accuracy"] for b in result["baselines"].values())
+    assert result["stronger_baseline_accuracy"] == stronger
     assert isinstance(result["parameters"], int) and result["parameters"] > 0
-    assert result["train_seconds"] >= 0 and result["epochs"] == 1
-    assert len(result["transformer_accuracy_per_epoch"]) == 1
+    assert all(len(run["valid_accuracy_per_epoch"]) == 1 for run in result["runs"])
+    assert result["recipe"]["epochs"] == 1
+    # Without --valid, a stratified tenth of the training reviews is held out.
+    bench.main([*arguments, "--epochs", "1", "--pretrain-steps", "2"])
+    result = json.loads(capsys.readouterr().out)
+    assert (result["train_reviews"], result["valid_reviews"]) == (180, 20)
 
 
 def test_bench_needs_a_benchmark_name(capsys):
     with pytest.raises(SystemExit):
         bench.main([])
     assert "yelp" in capsys.readouterr().err
+
+
+# Validation split, unlabelled reviews, pretraining -----------------------------------------
+
+
+def test_validation_is_stratified_and_disjoint_from_training():
+    frame = synthetic_reviews(300, seed=7)
+    train, valid = split_off_validation(frame, 0.1, seed=0)
+    assert len(train) + len(valid) == len(frame) and len(valid) == 30
+    assert valid["label"].value_counts().to_dict() == {label: 6 for label in range(5)}
+    assert not set(train["text"]) & set(valid["text"]) - set(
+        frame["text"][frame["text"].duplicated()]
+    )
+    again, _ = split_off_validation(frame, 0.1, seed=0)
+    assert again.equals(train)  # seeded
+    with pytest.raises(ValueError, match="fraction"):
+        split_off_validation(frame, 1.0)
+
+
+def test_unlabelled_reviews_never_hold_a_validation_or_test_review(tmp_path, monkeypatch):
+    extra = tmp_path / "extra.csv"
+    pd.DataFrame({"text": ["held out", "fresh one", "train a", "fresh one"]}).to_csv(extra)
+    monkeypatch.setenv("COURSE_YELP_UNLABELLED", str(extra))
+    monkeypatch.delenv("COURSE_QUICK", raising=False)
+    texts = unlabelled_reviews(["train a", "train b"], exclude=["held out"])
+    assert texts == ["train a", "train b", "fresh one"]  # no duplicates, nothing excluded
+    monkeypatch.setenv("COURSE_YELP_UNLABELLED", str(tmp_path / "missing.csv"))
+    with pytest.raises(FileNotFoundError, match=r"missing\.csv"):
+        unlabelled_reviews(["train a"], exclude=[])
+    # With the training file set and no extra files, the training texts only.
+    monkeypatch.delenv("COURSE_YELP_UNLABELLED")
+    monkeypatch.setenv("COURSE_YELP_TRAIN", str(extra))
+    assert unlabelled_reviews(["b", "a", "b"], exclude=["a"]) == ["b"]
+
+
+def test_windows_cut_reviews_into_consecutive_pieces():
+    cut = windows([list(range(10)), list(range(3)), list(range(20, 29))], 4, min_tokens=2)
+    assert cut == [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9],
+        [0, 1, 2],
+        [20, 21, 22, 23],
+        [24, 25, 26, 27],
+    ]
+    with pytest.raises(ValueError, match="length"):
+        windows([[1, 2]], 1)
+
+
+def test_the_masked_token_head_is_tied_to_the_embedding():
+    model = _model_for_pretraining(vocab_size=50)
+    head = MaskedTokenHead(model.embedding)
+    assert all(p is not model.embedding.weight for p in head.parameters())  # not twice
+    logits = head(torch.randn(7, model.d_model))
+    assert logits.shape == (7, 50)
+    with torch.no_grad():
+        model.embedding.weight.zero_()
+    torch.testing.assert_close(head(torch.randn(3, model.d_model)), head.bias.expand(3, 50))
+
+
+def _model_for_pretraining(vocab_size=200, seed=0):
+    torch.manual_seed(seed)
+    return build_classifier(
+        vocab_size, [0, 1, 2, 3, 4], 24, d_model=16, num_heads=2, d_ff=32, dropout=0.1
+    )
+
+
+@pytest.mark.slow
+def test_pretraining_lowers_the_masked_token_loss_and_leaves_the_head_alone(data):
+    model = _model_for_pretraining(data["vocab_size"])
+    head_before = model.head.weight.detach().clone()
+    chunks = windows(data["train"][0] * 3, 16)
+    settings = PretrainSettings(steps=150, length=16, batch_size=32, lr=3e-3)
+    history = pretrain_encoder(model, chunks, settings, mask_id=3, progress=False)
+    assert len(history.step_loss) == 150 and history.windows == len(chunks)
+    first, last = np.mean(history.step_loss[:20]), np.mean(history.step_loss[-20:])
+    assert first > np.log(data["vocab_size"]) - 1.0  # starts near a uniform guess
+    assert last < first - 1.0
+    torch.testing.assert_close(model.head.weight, head_before)
+    with pytest.raises(ValueError, match="steps"):
+        pretrain_encoder(model, chunks, replace(settings, steps=0), mask_id=3)
+
+
+@pytest.mark.slow
+def test_pretraining_is_cached_by_settings_data_and_starting_weights(data, tmp_path, monkeypatch):
+    chunks = windows(data["train"][0], 16)
+    settings = PretrainSettings(steps=5, length=16, batch_size=16)
+    model = _model_for_pretraining(data["vocab_size"])
+    pretrain_or_load(model, chunks, settings, mask_id=3, folder=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("pretrained-*.pt"))) == 1
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the pretrained weights should have been loaded")
+
+    monkeypatch.setattr(pretraining, "pretrain_encoder", no_training)
+    again = _model_for_pretraining(data["vocab_size"])
+    pretrain_or_load(again, chunks, settings, mask_id=3, folder=tmp_path, progress=False)
+    torch.testing.assert_close(again.state_dict(), model.state_dict())
+    with pytest.raises(AssertionError, match="should have been loaded"):
+        other_start = _model_for_pretraining(data["vocab_size"], seed=1)
+        pretrain_or_load(other_start, chunks, settings, mask_id=3, folder=tmp_path)
+
+
+# A learner's part that breaks training -----------------------------------------------------
+
+
+@pytest.fixture
+def record_folder(tmp_path, monkeypatch):
+    from course_utils import parts
+
+    monkeypatch.setenv("COURSE_PARTS_DIR", str(tmp_path / "parts"))
+    monkeypatch.delenv("COURSE_PARTS", raising=False)
+    parts._loaded.clear()
+    yield tmp_path / "parts"
+    parts._loaded.clear()
+
+
+def _record(exercise, submission):
+    from course_utils.exercises import check
+
+    check(exercise, submission)
+
+
+def test_a_part_that_makes_the_loss_nan_is_named_and_falls_back(data, record_folder, capsys):
+    from course_utils import parts
+    from course_utils.classifier import BrokenPart, masked_mean_pool
+
+    def pooling(hidden, mask):  # passes the check, but is NaN on reviews of exactly 9 tokens
+        pooled = masked_mean_pool(hidden, mask)
+        nine = mask.sum(dim=1, keepdim=True) == 9
+        return torch.where(nine, torch.full_like(pooled, float("nan")), pooled)
+
+    _record("6.1", pooling)
+    assert parts.get("pooling").origin == "yours"
+    torch.manual_seed(0)
+    model = build_classifier(
+        data["vocab_size"], data["train"][1], 24, parts="yours", **RECIPE.model_sizes()
+    )
+    sequences = [ids[:9] if i % 7 == 0 else ids for i, ids in enumerate(data["train"][0])]
+    with pytest.raises(BrokenPart, match=r"Your pooling \(exercise 6\.1\).*NaN"):
+        train_classifier(model, (sequences, data["train"][1]), data["test"], RECIPE, progress=False)
+    assert parts.get("pooling").origin == "reference"  # from now on, and after a restart
+    assert "broke when used" in parts.get("pooling").reason
+
+
+def test_a_part_that_raises_inside_the_model_is_named(data, record_folder):
+    from course_utils import parts
+    from course_utils.classifier import BrokenPart
+    from course_utils.positional import add_positional_encoding
+
+    def add_positions(x, table):  # passes the check, fails on sequences longer than 20
+        if x.size(1) > 20:
+            raise IndexError("my table lookup went out of range")
+        return add_positional_encoding(x, table)
+
+    _record("5.2", add_positions)
+    torch.manual_seed(0)
+    model = build_classifier(
+        data["vocab_size"], data["train"][1], 24, parts="yours", **RECIPE.model_sizes()
+    )
+    with pytest.raises(BrokenPart, match=r"add_positional_encoding \(exercise 5\.2\).*IndexError"):
+        train_classifier(model, data["train"], data["test"], RECIPE, progress=False)
+    assert parts.get("add_positional_encoding").origin == "reference"
+
+
+def test_a_reference_model_that_diverges_blames_the_learning_rate_not_a_part(data, record_folder):
+    model = _model(data)
+    with torch.no_grad():
+        model.head.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="learning rate"):
+        train_classifier(model, data["train"], data["test"], RECIPE, progress=False)
