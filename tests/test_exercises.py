@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from IPython.utils.capture import capture_output
 from torch import nn
 
 from course_utils.checking import CheckFailed
@@ -234,3 +235,36 @@ def test_learner_crash_traceback_shows_learner_frames_not_the_checkers():
     assert not any(name.endswith("checking.py") for name, _ in frames)
     assert any(function == "broken" for _, function in frames)
     assert any("inside your code" in note for note in crash.value.__notes__)
+
+
+def test_a_learners_train_and_to_in_one_check_leave_later_checks_alone(capsys):
+    from course_utils.checkers.probing import probe_model
+
+    reference = EXERCISES["7.1"].reference
+
+    def switches_the_model(model, tokenizer, text, candidates):
+        model.train().to("cpu")
+        return reference(model, tokenizer, text, candidates)
+
+    assert "out of evaluation mode" in verdict_of("7.1", switches_the_model)
+    assert not probe_model()[1].training
+    check("7.2", EXERCISES["7.2"].reference)
+    assert capsys.readouterr().out.startswith("✓ 7.2")
+
+
+def test_stub_and_crash_tracebacks_show_only_learner_frames():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance(colors="nocolor")
+    cells = {
+        "stub": "def split_heads(x, num_heads):\n    raise NotImplementedError('stub')",
+        "crash": "def split_heads(x, num_heads):\n    return x.view(3, 3, 3)",
+    }
+    for kind, definition in cells.items():
+        with capture_output() as captured:
+            shell.run_cell(
+                f'from course_utils.exercises import check\n{definition}\ncheck("3.1", split_heads)'
+            )
+        text = captured.stdout + captured.stderr
+        assert "split_heads" in text and ("NotImplementedError" in text) == (kind == "stub")
+        assert "checking.py" not in text and "exercises.py" not in text, text

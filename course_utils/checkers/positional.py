@@ -31,9 +31,9 @@ def _flawed_table(
         exponent
     ]
     cos_exponent = two_i + 1 if exponent == "column" else sin_exponent
-    if multiply:
-        sin_angle = position * 10000.0 ** (sin_exponent / d_model)
-        cos_angle = position * 10000.0 ** (cos_exponent / d_model)
+    if multiply:  # angles up to 10^5: float32, as learners compute them, rounds them differently
+        position, sin_exponent = position.float(), sin_exponent.float()
+        sin_angle = cos_angle = position * 10000.0 ** (sin_exponent / d_model)
     else:
         sin_angle = position / 10000.0 ** (sin_exponent / d_model)
         cos_angle = position / 10000.0 ** (cos_exponent / d_model)

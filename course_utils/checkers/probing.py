@@ -257,7 +257,7 @@ def _flawed_pll(
             logits = model(input_ids=masked).logits[0]  # (seq, vocab_size)
         logits = logits.log_softmax(dim=0)[position] if softmax_dim == 0 else logits[position]
         token = input_ids[0, position]
-        if raw_logits:
+        if raw_logits or softmax_dim == 0:  # already log-probabilities over the positions
             scores.append(logits[token])
         elif probabilities:
             scores.append(logits.softmax(dim=-1)[token])
