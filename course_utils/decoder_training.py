@@ -42,18 +42,18 @@ SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")  # ids 0-3: padding, unknown, start
 class DecoderConfig:
     """Everything that decides the model: vocabulary, sizes, data and training."""
 
-    vocab_size: int = 8000
-    d_model: int = 128
+    vocab_size: int = 5000  # 88% of Brown's words; the output layer dominates the cost
+    d_model: int = 64
     num_heads: int = 4
     num_layers: int = 2
-    d_ff: int = 512
+    d_ff: int = 256
     max_len: int = 48  # tokens per sentence with <s> and </s>; 95% of Brown's are shorter
     dropout: float = 0.0  # a few passes over 1 M words: the model underfits, dropout only slows it
     max_sentences: int | None = None  # None: all 57,340 sentences
     held_out: int = 2000
     seconds: float = 150.0  # training time; the schedule adapts its length in steps to it
     batch_size: int = 32
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     warmup_steps: int = 30
     weight_decay: float = 0.01
     seed: int = 0
@@ -80,14 +80,24 @@ def decoder_config() -> DecoderConfig:
 
 
 def brown_word_sentences(max_sentences: int | None = None) -> list[list[str]]:
-    """Brown's sentences as lowercased words and punctuation (its `` and '' quotes become ")."""
+    """Brown's sentences as lowercased words and punctuation (its `` and '' quotes become ").
+
+    The same sentences as ``brown_corpus().sents()``, read about four times faster: each
+    line of a Brown file is one sentence of ``word/tag`` tokens, and only the words are kept.
+    """
     from course_utils.data import brown_corpus
 
-    sentences = brown_corpus().sents()  # lazy: a slice reads only the files it needs
-    if max_sentences is not None:
-        sentences = sentences[:max_sentences]
+    corpus = brown_corpus()
     quotes = {"``": '"', "''": '"'}
-    return [[quotes.get(w, w).lower() for w in sentence] for sentence in sentences]
+    sentences = []
+    for fileid in corpus.fileids():
+        for line in corpus.raw(fileid).splitlines():
+            tokens = [token.rsplit("/", 1)[0] for token in line.split()]
+            if tokens:
+                sentences.append([quotes.get(w, w).lower() for w in tokens])
+            if max_sentences is not None and len(sentences) >= max_sentences:
+                return sentences
+    return sentences
 
 
 class Vocabulary:
