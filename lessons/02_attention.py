@@ -391,7 +391,8 @@ plt.show()
 # exactly quadratic by construction; the measured time wobbles a little, because the
 # processor's caches serve short sequences better than long ones.) At 2,048 tokens one
 # head of one sentence already holds 34 MB of scores and weights, and training keeps
-# them for every head, layer and sentence of the batch until the backward pass. That is
+# such a weight matrix for every head, layer and sentence of the batch until the backward
+# pass. That is
 # why long-context models use fused kernels such as FlashAttention, which never store
 # the full matrix (memory grows linearly, the arithmetic is still quadratic), or
 # restrict which pairs may attend at all.
