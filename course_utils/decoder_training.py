@@ -324,7 +324,15 @@ def trained_decoder(
         model.load_state_dict(saved["model"])
         print(f"Loaded the decoder trained earlier ({path.name}; retrain=True trains it again).")
         return TrainedDecoder(model.eval(), vocab, held_out, unigram, saved["record"])
-    record = train_decoder(model, train, held_out, config, progress=progress)
+    try:
+        record = train_decoder(model, train, held_out, config, progress=progress)
+    except Exception as error:
+        from course_utils import parts
+
+        name = parts.culprit(error)  # the learner's part whose code raised, if any
+        if name is None:
+            raise
+        raise RuntimeError(parts.broken(name, error)) from error
     record["held_out_loss_final"] = evaluate_loss(model, held_out)
     record["unigram_loss"] = unigram.loss(held_out)
     record["train_tokens"] = sum(len(s) - 1 for s in train)

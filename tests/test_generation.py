@@ -242,3 +242,24 @@ def test_decoder_parts_are_the_records_functions():
     made = decoder.decoder_parts()
     assert made["block"] is parts.encoder_block
     assert made["positions"] is parts.positional_encoding
+
+
+def test_a_part_that_breaks_in_training_is_named(monkeypatch, tmp_path):
+    from course_utils import decoder_training, parts
+
+    monkeypatch.setenv("COURSE_QUICK", "1")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+
+    def broken_training(*args, **kwargs):
+        raise ValueError("shapes do not fit")
+
+    monkeypatch.setattr(decoder_training, "train_decoder", broken_training)
+    monkeypatch.setattr(parts, "culprit", lambda error: "feed_forward")
+    named = []
+    monkeypatch.setattr(parts, "broken", lambda name, error: named.append(name) or f"{name} broke")
+    with pytest.raises(RuntimeError, match="feed_forward broke"):
+        trained_decoder(progress=False)
+    assert named == ["feed_forward"]
+    monkeypatch.setattr(parts, "culprit", lambda error: None)
+    with pytest.raises(ValueError, match="shapes do not fit"):
+        trained_decoder(progress=False)
