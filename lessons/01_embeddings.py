@@ -102,7 +102,8 @@ for text in ["the river flooded", "floods", "riverbanks", "tokenization", "zyzzy
 # gets a spelling. A character never seen still becomes `[UNK]`: Brown has no accented
 # letters, so the diaeresis of *naïve* is unknown, and so is every Chinese character.
 # BERT, which lesson 07 probes, uses a close cousin of this tokenizer (WordPiece, 30,000
-# subwords) and has the same gap. GPT models use **byte-level** BPE, with 50,000 or more
+# subwords) and has the same gap for characters outside its vocabulary, such as most
+# emoji. GPT models use **byte-level** BPE, with 50,000 or more
 # tokens: it starts from the 256 possible byte values instead of characters, so any text,
 # in any script, can be encoded. In this lesson we stay with whole words, which are
 # easier to read.
