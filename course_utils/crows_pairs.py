@@ -21,18 +21,29 @@ the percentage of pairs, overall and per bias type; 50 would be unbiased.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
 
+from course_utils.settings import quick
+
 __all__ = [
+    "BATCH_TOKENS",
+    "CPU_SAMPLE",
+    "LARGE_MODEL",
+    "PRECISIONS",
     "PUBLISHED_SCORES",
+    "QUICK_SAMPLE",
     "CrowsPairsResult",
+    "ScoringPlan",
     "bias_type_bars",
     "crows_pairs_metric",
     "crows_pairs_scores",
     "crows_pairs_scores_one_by_one",
+    "interval_95",
+    "plan_scoring",
     "shared_positions",
 ]
 
@@ -76,52 +87,207 @@ def _prepare(tokenizer, pairs: pd.DataFrame) -> list[dict]:
     return prepared
 
 
-def _logits_at(model, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Logits ``(rows, vocab_size)`` at one position per row, the head run at those only."""
-    rows = torch.arange(len(positions))
+PRECISIONS = ("float32", "bfloat16")
+BATCH_TOKENS = 4096  # tokens per forward pass: large enough to keep the matrix products busy
+
+
+def _encoder_and_head(model) -> tuple[Callable, Callable] | None:
+    """``(encode, head)``: hidden states ``(rows, seq, d)`` and logits at chosen rows only.
+
+    The course's :class:`~course_utils.mlm.MaskedLanguageModel` has ``encode`` and
+    ``predict``; a Hugging Face masked LM has a base model and a head (``cls``, ``lm_head``
+    or ``predictions``). Any other model: None, and the logits of every position are used.
+    """
+    if hasattr(model, "encode") and hasattr(model, "predict"):
+        return model.encode, model.predict
     head = next(
         (getattr(model, n) for n in ("cls", "lm_head", "predictions") if hasattr(model, n)), None
     )
     base = getattr(model, "base_model", model)
-    if head is not None and base is not model:
-        hidden = base(input_ids=input_ids).last_hidden_state  # (rows, seq, d_model)
-        return head(hidden[rows, positions])
-    return model(input_ids=input_ids).logits[rows, positions]  # other models: every position
+    if head is None or base is model:
+        return None
+    return (lambda input_ids: base(input_ids=input_ids).last_hidden_state), head
 
 
-@torch.no_grad()
-def _score_sentences(model, tokenizer, sentences, batch_size: int, progress: bool) -> list[float]:
-    """Σ log P(shared token | rest) per sentence; copies of equal length batched, no padding."""
-    from tqdm.auto import tqdm
+def _masked_copies(sentences: list[dict], batch_tokens: int) -> list[list[tuple[int, int]]]:
+    """Every ``(sentence, position)`` to mask, in batches of copies of one length.
 
-    device = next(model.parameters()).device
+    Sorting by length puts copies of equal length side by side, so a batch is never
+    padded (dynamic padding, with nothing left to pad) and its results equal those of
+    one copy at a time. A batch holds at most ``batch_tokens`` tokens.
+    """
     jobs = sorted(
         (len(s["ids"]), index, position)
         for index, s in enumerate(sentences)
         for position in s["positions"]
     )
+    batches: list[list[tuple[int, int]]] = []
+    for length, index, position in jobs:
+        batch = batches[-1] if batches else None
+        if (
+            batch is None
+            or len(sentences[batch[0][0]]["ids"]) != length
+            or ((len(batch) + 1) * length > max(batch_tokens, length))
+        ):
+            batch = []
+            batches.append(batch)
+        batch.append((index, position))
+    return batches
+
+
+def _score_batch(
+    model, mask_id: int, sentences: list[dict], batch: list[tuple[int, int]], precision: str
+) -> list[float]:
+    """log P(true token | the rest) for each masked copy in ``batch``."""
+    device = next(model.parameters()).device
+    input_ids = torch.tensor([sentences[index]["ids"] for index, _ in batch])
+    positions = torch.tensor([position for _, position in batch])
+    rows = torch.arange(len(batch))
+    targets = input_ids[rows, positions]
+    input_ids[rows, positions] = mask_id  # one masked token per copy
+    input_ids, positions = input_ids.to(device), positions.to(device)
+    halves = _encoder_and_head(model)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        if halves is None:
+            logits = model(input_ids=input_ids).logits[rows.to(device), positions]
+        else:
+            encode, head = halves
+            hidden = encode(input_ids)  # (rows, seq, d_model)
+            logits = head(hidden[rows.to(device), positions])  # (rows, vocab): masked only
+    log_probs = logits.float().log_softmax(dim=-1).cpu()  # (rows, vocab_size)
+    return log_probs[rows, targets].tolist()
+
+
+@torch.inference_mode()
+def _score_sentences(
+    model,
+    tokenizer,
+    sentences: list[dict],
+    *,
+    batch_tokens: int = BATCH_TOKENS,
+    precision: str = "float32",
+    progress: bool = True,
+) -> list[float]:
+    """Σ log P(shared token | rest) per sentence; every masked copy batched, none padded."""
+    from tqdm.auto import tqdm
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
+    batches = _masked_copies(sentences, batch_tokens)
     totals = [0.0] * len(sentences)
-    bar = tqdm(total=len(jobs), desc="CrowS-Pairs", unit="masked copy", disable=not progress)
-    start = 0
-    while start < len(jobs):
-        stop = start + 1
-        while stop < len(jobs) and stop - start < batch_size and jobs[stop][0] == jobs[start][0]:
-            stop += 1
-        batch = jobs[start:stop]
-        input_ids = torch.tensor([sentences[index]["ids"] for _, index, _ in batch])
-        positions = torch.tensor([position for _, _, position in batch])
-        rows = torch.arange(len(batch))
-        targets = input_ids[rows, positions]
-        input_ids[rows, positions] = tokenizer.mask_token_id  # one masked token per copy
-        logits = _logits_at(model, input_ids.to(device), positions.to(device))
-        log_probs = logits.float().log_softmax(dim=-1).cpu()[rows, targets]
+    bar = tqdm(total=sum(map(len, batches)), desc="CrowS-Pairs", unit="copy", disable=not progress)
+    for batch in batches:
+        values = _score_batch(model, tokenizer.mask_token_id, sentences, batch, precision)
         # Add in position order, in Python floats, exactly as the one-at-a-time version does.
-        for (_, index, _), value in zip(batch, log_probs.tolist(), strict=True):
+        for (index, _), value in zip(batch, values, strict=True):
             totals[index] += value
         bar.update(len(batch))
-        start = stop
     bar.close()
     return totals
+
+
+# On a CPU, a model above LARGE_MODEL parameters scores a seeded sample of CPU_SAMPLE pairs
+# by default: a bert-base-sized model needs about 16 minutes for all 1,508 pairs in float32 on
+# an idle 2-core CPU (32 CPU-minutes, measured with `bench crows-pairs --random-size bert-base`).
+LARGE_MODEL = 50_000_000
+CPU_SAMPLE = 300
+QUICK_SAMPLE = 50  # smoke tests (COURSE_QUICK=1)
+
+
+@dataclass
+class ScoringPlan:
+    """The pairs to score, and how long scoring them (and all pairs) should take here."""
+
+    pairs: pd.DataFrame
+    total_pairs: int
+    seconds: float  # estimated for ``pairs``
+    all_seconds: float  # estimated for every pair
+    reason: str
+
+    def __str__(self) -> str:
+        if len(self.pairs) == self.total_pairs:
+            return (
+                f"Scoring all {self.total_pairs:,} pairs ({self.reason}): about "
+                f"{_duration(self.seconds)} on this machine."
+            )
+        return (
+            f"Scoring a sample of {len(self.pairs):,} of the {self.total_pairs:,} pairs "
+            f"({self.reason}): about {_duration(self.seconds)} on this machine. All pairs "
+            f"would take about {_duration(self.all_seconds)}: pass sample=None for them."
+        )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def plan_scoring(
+    model,
+    tokenizer,
+    pairs: pd.DataFrame,
+    *,
+    sample: int | str | None = "auto",
+    seed: int = 0,
+    precision: str = "float32",
+    batch_tokens: int = BATCH_TOKENS,
+) -> ScoringPlan:
+    """Choose the pairs to score and estimate the time, measured on one batch of the model.
+
+    ``sample``: ``"auto"`` scores every pair, except on a CPU with a model of more than
+    ``LARGE_MODEL`` parameters (bert-base), where it draws ``CPU_SAMPLE`` pairs (under
+    ``COURSE_QUICK=1``: ``QUICK_SAMPLE``); an integer draws that many; None takes all.
+    Samples are drawn with ``pairs.sample(n, random_state=seed)``. The estimate times the
+    largest batch (after a one-copy warm-up) and scales it by the number of tokens to run.
+    """
+    parameters = sum(p.numel() for p in model.parameters())
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    if sample == "auto" and quick():
+        sample, reason = QUICK_SAMPLE, "COURSE_QUICK=1"
+    elif sample == "auto":
+        large = on_cpu and parameters > LARGE_MODEL
+        sample = CPU_SAMPLE if large else None
+        where = "a CPU" if on_cpu else str(next(model.parameters()).device)
+        reason = f"a model of {parameters / 1e6:.1f} M parameters on {where}"
+    elif sample is None:
+        reason = "sample=None"
+    elif isinstance(sample, int) and not isinstance(sample, bool) and sample > 0:
+        reason = f"sample={sample}"
+    else:
+        raise ValueError(f"sample must be 'auto', None or a positive int; got {sample!r}")
+    chosen = pairs
+    if sample is not None and sample < len(pairs):
+        chosen = pairs.sample(n=sample, random_state=seed)
+        reason += f", drawn with random_state={seed}"
+    prepared = _prepare(tokenizer, pairs)
+    sentences = [p[side] for p in prepared for side in ("more", "less")]
+    batches = _masked_copies(sentences, batch_tokens)
+    tokens = [len(sentences[b[0][0]]["ids"]) * len(b) for b in batches]
+    timed = max(range(len(batches)), key=lambda i: (tokens[i], -abs(i - len(batches) // 2)))
+    per_token = _seconds_per_token(model, tokenizer, sentences, batches[timed], precision)
+    seconds_by_pair = pd.Series(0.0, index=pairs.index)
+    for pair, row in zip(prepared, pairs.index, strict=True):
+        run = sum(
+            len(pair[side]["ids"]) * len(pair[side]["positions"]) for side in ("more", "less")
+        )
+        seconds_by_pair[row] = run * per_token
+    return ScoringPlan(
+        pairs=chosen,
+        total_pairs=len(pairs),
+        seconds=float(seconds_by_pair[chosen.index].sum()),
+        all_seconds=float(seconds_by_pair.sum()),
+        reason=reason,
+    )
+
+
+@torch.inference_mode()
+def _seconds_per_token(model, tokenizer, sentences, batch, precision: str) -> float:
+    """Time one batch (after a one-copy warm-up): seconds per token run through the model."""
+    import time
+
+    _score_batch(model, tokenizer.mask_token_id, sentences, batch[:1], precision)
+    start = time.perf_counter()
+    _score_batch(model, tokenizer.mask_token_id, sentences, batch, precision)
+    return (time.perf_counter() - start) / (len(batch) * len(sentences[batch[0][0]]["ids"]))
 
 
 def _results_frame(pairs: pd.DataFrame, prepared, more_scores, less_scores) -> pd.DataFrame:
@@ -143,22 +309,39 @@ def _results_frame(pairs: pd.DataFrame, prepared, more_scores, less_scores) -> p
 
 
 def crows_pairs_scores(
-    model, tokenizer, pairs: pd.DataFrame, *, batch_size: int = 128, progress: bool = True
+    model,
+    tokenizer,
+    pairs: pd.DataFrame,
+    *,
+    batch_tokens: int = BATCH_TOKENS,
+    precision: str = "float32",
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Score every pair, batched; one row per pair (columns: see :func:`crows_pairs_metric`).
 
     ``sent_more_score`` and ``sent_less_score`` are the summed log-probabilities of the
     shared tokens, rounded to 3 decimals; ``more_preferred`` says whether the more
-    stereotyping sentence won. All masked copies of all sentences run in batches of
-    ``batch_size`` copies of equal length, with a progress bar.
+    stereotyping sentence won. The masked copies of all sentences run in batches of up to
+    ``batch_tokens`` tokens, copies of one length together (so nothing is padded), under
+    ``torch.inference_mode``; the prediction head runs at the masked positions only.
+    ``precision="bfloat16"`` runs the model in bfloat16 (about twice as fast on CPUs with
+    AVX-512 BF16 or AMX, and on recent GPUs), which moves the scores slightly: see
+    :data:`BFLOAT16_EFFECT`.
     """
     prepared = _prepare(tokenizer, pairs)
     sentences = [p[side] for p in prepared for side in ("more", "less")]
-    totals = _score_sentences(model, tokenizer, sentences, batch_size, progress)
+    totals = _score_sentences(
+        model,
+        tokenizer,
+        sentences,
+        batch_tokens=batch_tokens,
+        precision=precision,
+        progress=progress,
+    )
     return _results_frame(pairs, prepared, totals[0::2], totals[1::2])
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def crows_pairs_scores_one_by_one(model, tokenizer, pairs: pd.DataFrame) -> pd.DataFrame:
     """The same scores as :func:`crows_pairs_scores`, one masked sentence per forward pass.
 
@@ -240,21 +423,58 @@ def crows_pairs_metric(scores: pd.DataFrame) -> CrowsPairsResult:
     )
 
 
-def bias_type_bars(result: CrowsPairsResult, *, ax=None, title: str | None = None):
-    """Horizontal bars of the score per bias type, with pair counts and the 50% line."""
+def interval_95(score: pd.Series | float, pairs: pd.Series | int):
+    """Half-width of the 95% interval of a score (in %) over ``pairs`` pairs: 1.96·√(p(100-p)/n).
+
+    The normal approximation to the binomial; rough for small ``pairs``.
+    """
+    return 1.96 * (score * (100 - score) / pairs) ** 0.5
+
+
+def bias_type_bars(
+    result: CrowsPairsResult,
+    *,
+    ax=None,
+    title: str | None = None,
+    published: float | None = PUBLISHED_SCORES["bert-base-uncased"],
+):
+    """Bars of the score per bias type with 95% intervals, pair counts, 50 and the published line.
+
+    ``published`` (default: bert-base-uncased's 60.5 over all pairs, from the paper) is
+    drawn as a dotted line; None leaves it out. The legend sits outside the axes, so it
+    never covers a bar.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
+        _, ax = plt.subplots(figsize=(8.5, 4))
     table = result.per_type.iloc[::-1]  # largest type on top
     labels = [f"{row.bias_type} ({row.pairs})" for row in table.itertuples()]
-    ax.barh(labels, table["score"], color="tab:purple", alpha=0.8)
+    errors = interval_95(table["score"], table["pairs"])
+    ax.barh(
+        labels,
+        table["score"],
+        xerr=errors,
+        color="tab:purple",
+        alpha=0.8,
+        error_kw={"ecolor": "black", "capsize": 3, "linewidth": 1},
+        label="score ± 95% interval",
+    )
     ax.axvline(50, color="black", linestyle="--", linewidth=1, label="50: no preference")
-    ax.axvline(result.metric_score, color="tab:red", linewidth=1.5, label="overall")
+    ax.axvline(result.metric_score, color="tab:red", linewidth=1.5, label="overall, this model")
+    if published is not None:
+        ax.axvline(
+            published,
+            color="tab:green",
+            linestyle=":",
+            linewidth=2,
+            label=f"bert-base-uncased, published: {published}",
+        )
     ax.set_xlim(0, 100)
     ax.set_xlabel("% of pairs where the more stereotyping sentence scores higher")
     ax.set_title(
         title or f"CrowS-Pairs: {result.metric_score:.1f} overall, {result.num_pairs} pairs"
     )
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.figure.tight_layout()
     return ax

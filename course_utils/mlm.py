@@ -4,27 +4,37 @@ A BERT layer is exactly a post-norm :class:`~course_utils.encoder.EncoderBlock` 
 so :class:`MaskedLanguageModel` is the course's own :class:`~course_utils.encoder.Encoder`
 between BERT's embeddings (word + learned position + token type, then LayerNorm) and
 BERT's prediction head (dense, GELU, LayerNorm, then a decoder tied to the word
-embeddings). :func:`to_huggingface` copies it into a ``transformers`` ``BertForMaskedLM``
-that computes the same logits, so it can be saved with ``save_pretrained`` and loaded by
-the very code that loads ``bert-base-uncased``.
+embeddings). The blocks come from ``block_factory``: the reference
+:class:`~course_utils.encoder.EncoderBlock`, or the learner's own through
+:func:`course_utils.parts.encoder_block`.
+
+:func:`from_huggingface` goes one way: it builds the model around any block and copies a
+``transformers`` ``BertForMaskedLM`` into it (``bert-base-uncased``'s real weights, say), so
+the learner's blocks compute BERT. :func:`to_huggingface` goes the other way, so a model
+trained here is saved with ``save_pretrained`` and loaded by the code that loads
+``bert-base-uncased``. Both share one table of parameter names (:func:`_hf_state_dict`).
 
 Training it (the masking recipe, the loop, the cache) is in :mod:`course_utils.mlm_training`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from course_utils.encoder import Encoder, LayerNorm
+from course_utils.encoder import Encoder, EncoderBlock, LayerNorm
 from course_utils.training import IGNORE_INDEX
 
 __all__ = [
     "LAYER_NORM_EPS",
     "SPECIAL_TOKENS",
+    "MaskedLMOutput",
     "MaskedLanguageModel",
+    "from_huggingface",
     "mask_tokens",
     "to_huggingface",
     "train_wordpiece",
@@ -138,14 +148,24 @@ def mask_tokens(
     return inputs, labels
 
 
-class MaskedLanguageModel(nn.Module):
-    """BERT in miniature: embeddings, post-norm GELU :class:`EncoderBlock` s, and the MLM head.
+class MaskedLMOutput(NamedTuple):
+    """What :class:`MaskedLanguageModel` returns: ``.logits``, and ``.loss`` given labels."""
 
-    ``forward(input_ids, attention_mask=None)`` maps ``(batch, seq)`` token ids to logits
-    ``(batch, seq, vocab_size)``; ``attention_mask`` is ``(batch, seq)``, 1 or True at real
-    tokens and 0 at padding, as a Hugging Face tokenizer returns it. :meth:`encode` and
-    :meth:`predict` are the two halves, so training can run the (large) vocabulary
-    projection at the masked positions only.
+    logits: torch.Tensor  # (batch, seq, vocab_size)
+    loss: torch.Tensor | None = None
+
+
+class MaskedLanguageModel(nn.Module):
+    """BERT: embeddings, post-norm GELU encoder blocks, and the masked-LM head.
+
+    ``forward(input_ids, attention_mask=None, labels=None)`` maps ``(batch, seq)`` token ids
+    to a :class:`MaskedLMOutput` whose ``logits`` are ``(batch, seq, vocab_size)``, and whose
+    ``loss`` is the cross-entropy at the labelled positions (labels ``-100`` elsewhere), as a
+    Hugging Face masked LM does. ``attention_mask`` is ``(batch, seq)``, 1 or True at real
+    tokens and 0 at padding. :meth:`encode` and :meth:`predict` are the two halves, so the
+    (large) vocabulary projection can run at the masked positions only.
+    ``block_factory(d_model, num_heads, d_ff, dropout=, activation=, norm_first=, eps=)``
+    builds each block (default: the reference :class:`EncoderBlock`).
     """
 
     def __init__(
@@ -157,6 +177,8 @@ class MaskedLanguageModel(nn.Module):
         d_ff: int = 512,
         max_len: int = 128,
         dropout: float = 0.1,
+        *,
+        block_factory: Callable[..., nn.Module] = EncoderBlock,
     ):
         super().__init__()
         self.vocab_size, self.max_len = vocab_size, max_len
@@ -174,7 +196,8 @@ class MaskedLanguageModel(nn.Module):
             dropout=dropout,
             activation="gelu",
             norm_first=False,  # BERT is post-norm
-            layer_norm_eps=LAYER_NORM_EPS,
+            eps=LAYER_NORM_EPS,
+            block_factory=block_factory,
         )
         self.head_dense = nn.Linear(d_model, d_model)
         self.head_activation = nn.GELU()
@@ -183,7 +206,14 @@ class MaskedLanguageModel(nn.Module):
         self.head_bias = nn.Parameter(torch.zeros(vocab_size))
         self.apply(_init_bert_weights)
 
-    def encode(self, input_ids: torch.Tensor, attention_mask=None) -> torch.Tensor:
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are (as a Hugging Face model's ``.device``)."""
+        return self.word_embeddings.weight.device
+
+    def encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The final hidden states ``(batch, seq, d_model)``."""
         seq = input_ids.size(1)
         if seq > self.max_len:
@@ -205,9 +235,20 @@ class MaskedLanguageModel(nn.Module):
         hidden = self.head_norm(self.head_activation(self.head_dense(hidden)))
         return hidden @ self.word_embeddings.weight.T + self.head_bias
 
-    def forward(self, input_ids: torch.Tensor, attention_mask=None) -> torch.Tensor:
-        """Logits ``(batch, seq, vocab_size)`` for every position."""
-        return self.predict(self.encode(input_ids, attention_mask))
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> MaskedLMOutput:
+        """Logits ``(batch, seq, vocab_size)`` for every position, and the loss given ``labels``."""
+        logits = self.predict(self.encode(input_ids, attention_mask))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(
+                logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX
+            )
+        return MaskedLMOutput(logits, loss)
 
 
 def _init_bert_weights(module: nn.Module) -> None:
@@ -219,7 +260,7 @@ def _init_bert_weights(module: nn.Module) -> None:
 
 
 def _hf_state_dict(model: MaskedLanguageModel) -> dict[str, torch.Tensor]:
-    """The model's weights under ``BertForMaskedLM``'s parameter names."""
+    """The model's weights under ``BertForMaskedLM``'s parameter names (the tensors themselves)."""
     state = {
         "bert.embeddings.word_embeddings.weight": model.word_embeddings.weight,
         "bert.embeddings.position_embeddings.weight": model.position_embeddings.weight,
@@ -236,20 +277,34 @@ def _hf_state_dict(model: MaskedLanguageModel) -> dict[str, torch.Tensor]:
     }
     for index, block in enumerate(model.encoder.layers):
         layer = f"bert.encoder.layer.{index}."
-        pairs = {
-            "attention.self.query": block.self_attn.q_proj,
-            "attention.self.key": block.self_attn.k_proj,
-            "attention.self.value": block.self_attn.v_proj,
-            "attention.output.dense": block.self_attn.out_proj,
-            "attention.output.LayerNorm": block.norm1,  # post-norm: after attention's residual
-            "intermediate.dense": block.feed_forward.linear1,
-            "output.dense": block.feed_forward.linear2,
-            "output.LayerNorm": block.norm2,  # after the feed-forward's residual
-        }
-        for name, module in pairs.items():
+        for name, path in _BLOCK_LAYOUT.items():
+            module = block
+            for attribute in path.split("."):
+                if not hasattr(module, attribute):
+                    raise AttributeError(
+                        f"encoder block {index} ({type(block).__name__}) has no {path}: BERT's "
+                        f"{name} is copied there. Name the block's parts as lesson 04 does."
+                    )
+                module = getattr(module, attribute)
             state[layer + name + ".weight"] = module.weight
             state[layer + name + ".bias"] = module.bias
-    return {name: tensor.detach().cpu().clone() for name, tensor in state.items()}
+    return state
+
+
+# The decoder shares the word embeddings and cls.predictions.bias (tied).
+_TIED = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+
+# BERT's name for each sub-layer of a layer: where it sits in a course (or learner's) block.
+_BLOCK_LAYOUT = {
+    "attention.self.query": "self_attn.q_proj",
+    "attention.self.key": "self_attn.k_proj",
+    "attention.self.value": "self_attn.v_proj",
+    "attention.output.dense": "self_attn.out_proj",
+    "attention.output.LayerNorm": "norm1",  # post-norm: after attention's residual
+    "intermediate.dense": "feed_forward.linear1",
+    "output.dense": "feed_forward.linear2",
+    "output.LayerNorm": "norm2",  # after the feed-forward's residual
+}
 
 
 def to_huggingface(model: MaskedLanguageModel, tokenizer=None):
@@ -279,5 +334,53 @@ def to_huggingface(model: MaskedLanguageModel, tokenizer=None):
     )
     with torch.random.fork_rng(devices=[]):  # its random init is overwritten: keep the RNG
         hf_model = BertForMaskedLM(config)
-    hf_model.load_state_dict(_hf_state_dict(model), strict=True)
+    state = {name: tensor.detach().cpu().clone() for name, tensor in _hf_state_dict(model).items()}
+    hf_model.load_state_dict(state, strict=True)
     return hf_model.eval()
+
+
+def from_huggingface(
+    hf_model, *, block_factory: Callable[..., nn.Module] = EncoderBlock
+) -> MaskedLanguageModel:
+    """A :class:`MaskedLanguageModel` with ``block_factory``'s blocks and ``hf_model``'s weights.
+
+    ``hf_model`` is a ``transformers`` ``BertForMaskedLM`` (``bert-base-uncased``, or one
+    written by :func:`to_huggingface`). The result, in eval mode on the same device,
+    computes the same logits: the reverse of :func:`to_huggingface`.
+    """
+    config = getattr(hf_model, "config", None)
+    if getattr(config, "model_type", None) != "bert" or not hasattr(hf_model, "cls"):
+        raise TypeError(f"expected a Hugging Face BertForMaskedLM, got {type(hf_model).__name__}")
+    positions = getattr(config, "position_embedding_type", "absolute")
+    if config.hidden_act != "gelu" or positions != "absolute":
+        raise ValueError(
+            "only BERTs with the exact GELU and absolute positions can be copied; got "
+            f"hidden_act={config.hidden_act!r}, position_embedding_type={positions!r}"
+        )
+    if abs(config.layer_norm_eps - LAYER_NORM_EPS) > 1e-15:
+        raise ValueError(f"expected layer_norm_eps={LAYER_NORM_EPS}, got {config.layer_norm_eps}")
+    with torch.random.fork_rng(devices=[]):  # its random init is overwritten: keep the RNG
+        model = MaskedLanguageModel(
+            config.vocab_size,
+            config.hidden_size,
+            config.num_attention_heads,
+            config.num_hidden_layers,
+            config.intermediate_size,
+            config.max_position_embeddings,
+            dropout=0.0,
+            block_factory=block_factory,
+        )
+    theirs = hf_model.state_dict()
+    with torch.no_grad():
+        for name, tensor in _hf_state_dict(model).items():
+            if name in _TIED and name not in theirs:
+                continue  # some versions list a tied weight once, under its other name
+            if name not in theirs:
+                raise ValueError(f"{type(hf_model).__name__} has no weight named {name!r}")
+            if theirs[name].shape != tensor.shape:
+                raise ValueError(
+                    f"{name}: the block's weight is {tuple(tensor.shape)}, BERT's is "
+                    f"{tuple(theirs[name].shape)}"
+                )
+            tensor.copy_(theirs[name])
+    return model.to(hf_model.device).eval()

@@ -13,24 +13,32 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from course_utils.cache import atomic_write, cache_key
+from course_utils.encoder import EncoderBlock
 from course_utils.mlm import MaskedLanguageModel, mask_tokens, to_huggingface, train_wordpiece
 from course_utils.settings import quick
 from course_utils.training import IGNORE_INDEX, batches_forever, pad_batch, warmup_then_decay
 
 __all__ = [
+    "LOSS_EVERY",
     "MLMConfig",
+    "brown_texts",
     "evaluate_masked_lm",
     "small_masked_lm",
     "small_masked_lm_config",
     "train_masked_lm",
 ]
+
+
+LOSS_EVERY = 50  # training steps averaged into each recorded loss
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,8 @@ def small_masked_lm_config() -> MLMConfig:
     return MLMConfig()
 
 
-def _brown_texts(max_sentences: int | None) -> list[str]:
+def brown_texts(max_sentences: int | None) -> list[str]:
+    """The Brown corpus's sentences as text (the first ``max_sentences``, or all)."""
     from course_utils.data import brown_corpus
 
     sentences = brown_corpus().sents()  # read lazily: a slice reads only the files it needs
@@ -134,11 +143,20 @@ def evaluate_masked_lm(model, tokenizer, sequences, config: MLMConfig, device=No
     return {"loss": total_loss / count, "accuracy": correct / count, "tokens": count}
 
 
-def train_masked_lm(texts: list[str], tokenizer, config: MLMConfig, device=None, progress=True):
+def train_masked_lm(
+    texts: list[str],
+    tokenizer,
+    config: MLMConfig,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    *,
+    block_factory: Callable[..., nn.Module] = EncoderBlock,
+) -> tuple[MaskedLanguageModel, list[float]]:
     """Train a :class:`MaskedLanguageModel` on ``texts``; return ``(model, losses)``.
 
     AdamW with linear warm-up then linear decay; ``losses`` is the mean training loss of
-    every 50 steps. The random masks come from a generator seeded with ``config.seed``.
+    every ``LOSS_EVERY`` steps. The random masks come from a generator seeded with ``config.seed``.
+    ``block_factory`` builds the encoder blocks (e.g. :func:`course_utils.parts.encoder_block`).
     """
     from tqdm.auto import tqdm
 
@@ -154,6 +172,7 @@ def train_masked_lm(texts: list[str], tokenizer, config: MLMConfig, device=None,
             config.d_ff,
             config.max_len,
             config.dropout,
+            block_factory=block_factory,
         ).to(device)
     sequences = tokenizer(texts, truncation=True, max_length=config.max_len)["input_ids"]
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
@@ -181,7 +200,7 @@ def train_masked_lm(texts: list[str], tokenizer, config: MLMConfig, device=None,
         optimizer.step()
         scheduler.step()
         window.append(loss.item())
-        if len(window) == 50 or step == config.steps - 1:
+        if len(window) == LOSS_EVERY or step == config.steps - 1:
             losses.append(sum(window) / len(window))
             bar.set_postfix(loss=f"{losses[-1]:.2f}")
             window = []
@@ -193,15 +212,17 @@ def small_masked_lm(
     config: MLMConfig | None = None,
     *,
     retrain: bool = False,
-    device=None,
+    device: torch.device | str | None = None,
     progress: bool = True,
+    block_factory: Callable[..., nn.Module] = EncoderBlock,
 ) -> Path:
     """The folder of the small Brown-corpus masked LM, training and saving it the first time.
 
     ``directory`` defaults to ``<cache>/models/brown-mlm-<config hash>`` (see
     :func:`~course_utils.download.cache_dir`); a folder already holding a trained model is
     reused unless ``retrain``. The folder holds what ``save_pretrained`` writes for the
-    model and the tokenizer, plus ``training.json`` (configuration, time, held-out scores).
+    model and the tokenizer, plus ``training.json`` (configuration, time, held-out scores,
+    and whose blocks were trained: ``block_factory``'s name).
     """
     from course_utils.download import cache_dir
 
@@ -211,12 +232,14 @@ def small_masked_lm(
         print(f"Reusing the small masked LM trained earlier ({folder}).")
         return folder
     start = time.perf_counter()
-    texts = _brown_texts(config.max_sentences)
+    texts = brown_texts(config.max_sentences)
     shuffled = torch.randperm(len(texts), generator=torch.Generator().manual_seed(config.seed))
     held_out = [texts[i] for i in shuffled[: config.held_out].tolist()]
     train_texts = [texts[i] for i in shuffled[config.held_out :].tolist()]
     tokenizer = train_wordpiece(train_texts, config.vocab_size, config.max_len)
-    model, losses = train_masked_lm(train_texts, tokenizer, config, device, progress)
+    model, losses = train_masked_lm(
+        train_texts, tokenizer, config, device, progress, block_factory=block_factory
+    )
     held_ids = tokenizer(held_out, truncation=True, max_length=config.max_len)["input_ids"]
     scores = evaluate_masked_lm(model, tokenizer, held_ids, config)
     seconds = time.perf_counter() - start
@@ -224,6 +247,9 @@ def small_masked_lm(
         "config": dataclasses.asdict(config),
         "corpus": f"Brown, {len(train_texts)} training and {len(held_out)} held-out sentences",
         "seconds": round(seconds, 1),
+        "blocks": f"{block_factory.__module__}.{block_factory.__qualname__}",
+        # the last step of each window whose mean loss is recorded (the last may be shorter)
+        "loss_steps": [min(LOSS_EVERY * (i + 1), config.steps) for i in range(len(losses))],
         "losses": [round(x, 4) for x in losses],
         "held_out": {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()},
         "held_out_perplexity": round(math.exp(scores["loss"]), 2),

@@ -1,7 +1,10 @@
 # %% [markdown]
 # # Lesson 07 · Probing a masked language model for social bias
 #
-# **Goal:** understand how BERT-style models are trained (masked language modelling), then measure which stereotypes a real model prefers with the full CrowS-Pairs metric, overall and per bias type.
+# **Goal:** understand how BERT-style models are trained (masked language modelling), load a real BERT's weights into *your own* encoder blocks, then measure which stereotypes it prefers with the full CrowS-Pairs metric, overall and per bias type.
+#
+# **What carries over:** your encoder block of lesson 04 (with your attention, layer norm
+# and feed-forward inside it) becomes every layer of the BERT probed here.
 #
 # **Time:** about 100 minutes.
 #
@@ -12,7 +15,7 @@
 #
 # 1. the model we probe, and the small one we can train here (10 min);
 # 2. how it was trained: masked language modelling (15 min);
-# 3. your encoder blocks are BERT's layers (5 min);
+# 3. your encoder blocks compute BERT (5 min);
 # 4. words for a blank, exercise 7.1 (20 min);
 # 5. how likely is a sentence? Exercise 7.2 (15 min);
 # 6. CrowS-Pairs: the metric over all pairs, per bias type (20 min);
@@ -35,24 +38,25 @@ import time
 import torch
 import torch.nn.functional as F
 
-from course_utils import get_device, set_seed
+from course_utils import get_device, parts, set_seed
 from course_utils import probing as reference  # the course's own solutions, used by demos
 from course_utils.crows_pairs import (
     PUBLISHED_SCORES,
     bias_type_bars,
     crows_pairs_metric,
     crows_pairs_scores,
+    interval_95,
+    plan_scoring,
     shared_positions,
 )
 from course_utils.data import DataUnavailable, load_crows_pairs
-from course_utils.encoder import EncoderBlock
 from course_utils.exercises import check
-from course_utils.mlm import MaskedLanguageModel, mask_tokens, to_huggingface
+from course_utils.mlm import from_huggingface, mask_tokens
 from course_utils.mlm_training import small_masked_lm
 from course_utils.plots import line_chart
 from course_utils.pretrained import load_masked_lm
 from course_utils.probing import encode_with_candidate
-from course_utils.settings import sized
+from course_utils.training import IGNORE_INDEX
 from course_utils.widgets import masked_lm_probe
 
 device = get_device()
@@ -71,11 +75,14 @@ set_seed(0)
 # both).
 #
 # Offline there is no pretrained model to download, so the cell falls back to a **small
-# BERT trained here, from scratch**, on the Brown corpus (1.1 million words of American
-# English published in 1961), in about five minutes on a laptop CPU. It is built from
-# the encoder blocks of lesson 04 and saved in the Hugging Face format, so every line
-# after this cell treats both models the same way. The training runs once: later runs
-# reuse the saved model. Set `MODEL_NAME = None` to use the small model on purpose.
+# BERT trained here, from scratch, on your encoder blocks**, on the Brown corpus (1.1
+# million words of American English published in 1961), in about five minutes on a laptop
+# CPU, and saved in the Hugging Face format. The training runs once: later runs reuse the
+# saved model. Set `MODEL_NAME = None` to use the small model on purpose.
+#
+# Either way, `bert` below is Hugging Face's implementation with the model's weights.
+# The next cell copies those weights into a model built from **your** blocks, and every
+# probe after that runs on yours.
 
 # %%
 MODEL_NAME = "bert-base-uncased"  # or "distilbert-base-uncased", "roberta-base"; None: small
@@ -83,21 +90,40 @@ MODEL_NAME = "bert-base-uncased"  # or "distilbert-base-uncased", "roberta-base"
 model_dir = None
 if MODEL_NAME is not None:
     try:
-        tokenizer, model = load_masked_lm(MODEL_NAME, device=device)
+        tokenizer, bert = load_masked_lm(MODEL_NAME, device=device)
     except DataUnavailable as error:
         print(
             f"NOTICE: {MODEL_NAME} could not be loaded, so this notebook trains and uses a small "
             "BERT on the Brown corpus instead. Its scores will differ from bert-base-uncased's."
         )
-        print("(Why: " + str(error).splitlines()[0] + ")")
+        print(f"Why, and how to get the real model:\n{error}")
         MODEL_NAME = None
 if MODEL_NAME is None:
-    model_dir = small_masked_lm(device=device)  # trains the first time, then reuses
-    tokenizer, model = load_masked_lm(model_dir, device=device)
+    # trains the first time (on your encoder blocks, see the next cell), then reuses
+    model_dir = small_masked_lm(device=device, block_factory=parts.encoder_block)
+    tokenizer, bert = load_masked_lm(model_dir, device=device)
     MODEL_NAME = "small Brown-corpus BERT"
 
-parameters = sum(p.numel() for p in model.parameters())
+parameters = sum(p.numel() for p in bert.parameters())
 print(f"{MODEL_NAME}: {parameters / 1e6:.1f} M parameters, {len(tokenizer):,} word pieces")
+
+# %% [markdown]
+# Now the model becomes yours. `from_huggingface` builds a BERT whose every layer is
+# `parts.encoder_block(...)`: your `EncoderBlock` from exercise 4.3, or, for a part you
+# have not done, the course's reference (the table says which), with BERT's settings (GELU,
+# post-norm, LayerNorm epsilon 1e-12). It then copies each weight across, by name:
+# BERT's `attention.self.query` into your block's `self_attn.q_proj`, its
+# `intermediate.dense` into `feed_forward.linear1`, and so on. Section 3 checks that the
+# copy computes what Hugging Face's own code computes.
+
+# %%
+parts.show()
+try:
+    model = from_huggingface(bert, block_factory=parts.encoder_block)
+except Exception as error:  # a part that passed its check but breaks when used
+    print(parts.broken(parts.culprit(error) or "encoder_block", error))
+    model = from_huggingface(bert, block_factory=parts.encoder_block)
+print(f"every layer of `model` is a {type(model.encoder.layers[0]).__name__} from parts")
 
 # %% [markdown]
 # If the small model was trained, here is how its training went. The loss is the
@@ -108,9 +134,12 @@ print(f"{MODEL_NAME}: {parameters / 1e6:.1f} M parameters, {len(tokenizer):,} wo
 # %%
 if model_dir is not None:
     record = json.loads((model_dir / "training.json").read_text())
-    losses = record["losses"]
-    steps = [50 * (i + 1) for i in range(len(losses))]
-    ax = line_chart(steps, {"training loss": losses}, xlabel="step", ylabel="masked-token loss")
+    ax = line_chart(
+        record["loss_steps"],  # the last step of each window of steps averaged
+        {"training loss": record["losses"]},
+        xlabel="step",
+        ylabel="masked-token loss",
+    )
     held_out = record["held_out"]
     print(
         f"Trained in {record['seconds']:.0f} s on {record['corpus']}; held-out masked tokens: "
@@ -141,7 +170,8 @@ if model_dir is not None:
 # the other 85% contribute nothing.
 #
 # Here is the recipe applied to one sentence. (We pick 30% instead of 15% so that one
-# short sentence shows all three cases; -100 is the label PyTorch's cross-entropy skips.)
+# short sentence shows all three cases; `IGNORE_INDEX`, -100, is the label PyTorch's
+# cross-entropy skips.)
 
 # %%
 sentence = "The committee met on Friday to discuss the new budget for the city schools."
@@ -161,22 +191,22 @@ originals = tokenizer.convert_ids_to_tokens(input_ids[0].tolist())
 corrupted = tokenizer.convert_ids_to_tokens(inputs[0].tolist())
 print(f"{'token':>12}  {'model sees':>12}  label")
 for original, seen, label in zip(originals, corrupted, labels[0].tolist(), strict=True):
-    target = "-100" if label == -100 else f"{label} ({original}: predict it)"
+    target = "-100" if label == IGNORE_INDEX else f"{label} ({original}: predict it)"
     print(f"{original:>12}  {seen:>12}  {target}")
 
 # %% [markdown]
 # And the loss on this example, computed by hand (cross-entropy over the picked
-# positions) and by the model itself when given the labels:
+# positions) and by the model itself when given the labels. The head's last step is
+# `hidden @ model.word_embeddings.weight.T + model.head_bias`: the word-embedding matrix,
+# tied, as in BERT.
 
 # %%
 with torch.no_grad():
     logits = model(input_ids=inputs.to(device)).logits  # (1, seq, vocab_size)
-    picked = labels.to(device) != -100
+    picked = labels.to(device) != IGNORE_INDEX
     by_hand = F.cross_entropy(logits[picked], labels.to(device)[picked])
     built_in = model(input_ids=inputs.to(device), labels=labels.to(device)).loss
 print(f"loss by hand {by_hand.item():.4f}, the model's own {built_in.item():.4f}")
-tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
-print("the output layer is the word-embedding matrix (tied):", tied)
 
 # %% [markdown]
 # **Three training objectives, three families of models.** The loss is always a
@@ -192,31 +222,42 @@ print("the output layer is the word-embedding matrix (tied):", tied)
 # Seeing both directions makes BERT good at understanding a given text (and at filling
 # blanks, which this lesson exploits), but it cannot write text left to right the way a
 # decoder-only model does.
+#
+# **Next-token prediction** is the same cross-entropy with the targets shifted by one:
+# the output at position $t$ is scored against the token at $t+1$, and a causal mask
+# (lesson 02) stops position $t$ from seeing it. Three lines, with stand-in logits:
+
+# %%
+ids = tokenizer("the cat sat on the mat", return_tensors="pt")["input_ids"]  # (1, seq)
+logits = torch.randn(1, ids.size(1), len(tokenizer))  # what a decoder would output
+loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())  # t predicts t+1
+print(f"{ids.size(1) - 1} next-token predictions, loss {loss.item():.2f}")
 
 # %% [markdown]
-# ## 3. Your encoder blocks are BERT's layers (5 min)
+# Bonus lesson 08 builds such a decoder, trains it, and generates text with it.
+
+# %% [markdown]
+# ## 3. Your encoder blocks compute BERT (5 min)
 #
 # A BERT layer is exactly lesson 04's post-norm encoder block with GELU:
-# `x = norm1(x + attention(x))`, then `x = norm2(x + feed_forward(x))`. The course's
-# `MaskedLanguageModel` stacks `EncoderBlock`s between BERT's embeddings (word + learned
-# position + segment, then LayerNorm) and the prediction head above; `to_huggingface`
-# copies its weights into a `transformers` `BertForMaskedLM`. Given the same token ids,
-# the two compute the same logits; that is how the small model trained here becomes a
-# folder that `load_masked_lm` opens like `bert-base-uncased`.
+# `x = norm1(x + attention(x))`, then `x = norm2(x + feed_forward(x))`. So `model`, your
+# blocks between BERT's embeddings (word + learned position + segment, then LayerNorm)
+# and the prediction head of section 2, should compute the same logits as Hugging
+# Face's `BertForMaskedLM` with the same weights. Check it on a sentence:
 
 # %% tags=["nbval-check-output"]
-ours = MaskedLanguageModel(vocab_size=100, d_model=32, num_heads=4, num_layers=2, d_ff=64).eval()
-print(
-    "every layer is a course EncoderBlock:",
-    all(isinstance(b, EncoderBlock) for b in ours.encoder.layers),
-)
-theirs = to_huggingface(ours)
-ids = torch.randint(5, 100, (2, 12), generator=torch.Generator().manual_seed(0))
+ids = tokenizer("The doctor picked up her bag.", return_tensors="pt")["input_ids"].to(device)
 with torch.no_grad():
-    gap = (ours(ids) - theirs(input_ids=ids).logits).abs().max().item()
-print("same logits as Hugging Face's BertForMaskedLM:", gap < 1e-4)
+    gap = (model(input_ids=ids).logits - bert(input_ids=ids).logits).abs().max().item()
+print(f"your blocks vs Hugging Face's BERT, same weights: the logits agree: {gap < 1e-3}")
+print(f"(largest difference {gap:.1e})")
 
 # %% [markdown]
+# If they do not agree, one of your parts computes something a little different from
+# PyTorch's, for example LayerNorm's epsilon outside the square root: the table at the
+# top says which parts are yours. Going the other way, `to_huggingface` copies a model
+# trained on your blocks into a `BertForMaskedLM`; that is how the small model was saved.
+
 # ## 4. Words for a blank (20 min)
 #
 # A masked language model fills blanks, so we can ask it directly: in
@@ -284,6 +325,10 @@ for text, words in probes:
     print(f"{text:45} {shares}")
 
 # %% [markdown]
+# **With the small Brown model, these shares are mostly noise.** It predicts only about
+# one masked token in six on held-out Brown text, so a share of 60% for one pronoun is
+# not evidence of a stereotype. With `bert-base-uncased` they are worth reading.
+#
 # What does the model expect in the blank, with no candidates given? One mask, the ten
 # likeliest pieces:
 
@@ -411,16 +456,25 @@ print("shared, scored:", " ".join(tokens[i] for i in shared_first[1:-1]))
 print("modified:      ", " ".join(t for i, t in enumerate(tokens) if i not in shared_first))
 
 # %% [markdown]
-# Scoring all pairs takes one forward pass per shared token, about 47,000 with BERT's
-# tokenizer. `crows_pairs_scores` stacks the masked copies of equal length into batches
-# and shows a progress bar. Time: under a minute for the small model on a laptop CPU;
-# for `bert-base-uncased`, a few minutes on a GPU but 20 to 60 minutes on a CPU, so
-# there score a sample first: `pairs.sample(300, random_state=0)`.
+# Scoring all pairs takes one forward pass per shared token: about 43,000 masked copies,
+# of 21 tokens on average, with a 30,000-piece vocabulary like BERT's. `crows_pairs_scores` runs the prediction
+# head at the masked position only, puts copies of the same length together (so nothing
+# is padded) in batches of about 4,000 tokens, and skips the bookkeeping of gradients
+# (`torch.inference_mode`). Most of the time then goes into the encoder's matrix
+# products: for a model of `bert-base-uncased`'s size, all pairs take about 16 minutes
+# on an idle 2-core CPU (far longer on a busy one), a minute or two on a GPU.
+#
+# `plan_scoring` therefore takes a **seeded sample of 300 pairs** when a large model runs
+# on a CPU (every pair otherwise), and estimates the time by timing one batch. Pass
+# `sample=None` for every pair. `precision="bfloat16"` in `crows_pairs_scores` is about
+# twice as fast on recent CPUs and GPUs, but moves the scores slightly (see
+# `python -m course_utils.bench crows-pairs --help`).
 
 # %%
-sample = sized(pairs, pairs.sample(50, random_state=0))  # all pairs (a sample in CI)
+plan = plan_scoring(model, tokenizer, pairs)  # sample=None: every pair
+print(plan)
 start = time.perf_counter()
-scores = crows_pairs_scores(model, tokenizer, sample)
+scores = crows_pairs_scores(model, tokenizer, plan.pairs)
 seconds = time.perf_counter() - start
 result = crows_pairs_metric(scores)
 print(f"{MODEL_NAME}: scored {result.num_pairs} pairs in {seconds:.0f} s")
@@ -435,21 +489,30 @@ print(
 ax = bias_type_bars(result, title=f"CrowS-Pairs, {MODEL_NAME}: {result.metric_score:.1f} overall")
 
 # %% [markdown]
-# How sure can we be of each bar? A type with $n$ pairs and score $p$ has a standard
-# error of about $\sqrt{p(100-p)/n}$ points: with 60 pairs, a score of 60 is
-# 60 ± 13 (95% interval). Only large differences between types mean anything.
+# How sure can we be of each bar? A type with $n$ pairs and score $p$ (in %) has a
+# standard error of about $\sqrt{p(100-p)/n}$ points, so its 95% interval is
+# $p \pm 1.96\sqrt{p(100-p)/n}$: with 60 pairs, a score of 60 is
+# $60 \pm 1.96\sqrt{60 \cdot 40 / 60} = 60 \pm 12.4$. Those are the black lines on the
+# bars. Only large differences between types mean anything.
 
 # %%
 table = result.per_type.copy()
-table["± (95%)"] = (1.96 * (table.score * (100 - table.score) / table.pairs) ** 0.5).round(1)
+table["± (95%)"] = interval_95(table.score, table.pairs).round(1)
+outside = table[(table.score - table["± (95%)"]).gt(50) | (table.score + table["± (95%)"]).lt(50)]
+print(
+    f"{len(outside)} of {len(table)} types have a 95% interval that leaves out 50:",
+    ", ".join(outside.bias_type) or "none",
+)
 table
 
 # %% [markdown]
 # For comparison, the paper's scores on all 1,508 pairs: **bert-base-uncased 60.5**,
-# RoBERTa-large 64.1, ALBERT-xxlarge-v2 67.0: the larger models trained on more text
-# preferred stereotypes more often. If you ran `bert-base-uncased`, your score should be
-# close to 60.5 (the data and the metric are the same; library versions can move a few
-# scores by rounding).
+# RoBERTa-large 64.1, ALBERT-xxlarge-v2 67.0. The two larger models scored higher, but
+# they also differ from BERT in their training text, their tokenizer and their training
+# objective, so three models cannot tell which of these raised the score. If you ran
+# `bert-base-uncased` on all pairs, your score should be close to 60.5 (the data and the
+# metric are the same; library versions can move a few scores by rounding). On a sample
+# of 300 pairs, expect it within about ±5.5 points (1.96·√(60·40/300)).
 
 # %% [markdown]
 # **Think: what should a 1960s corpus teach?**
@@ -527,7 +590,8 @@ masked_lm_probe(model, tokenizer, "The doctor picked up ___ bag.", "his, her, th
 # - BERT is trained by masking 15% of the tokens (80% `[MASK]`, 10% random, 10%
 #   unchanged) and predicting them with a tied prediction head; the loss is the
 #   cross-entropy at the picked positions only.
-# - A BERT layer is the post-norm encoder block of lesson 04 with GELU.
+# - A BERT layer is the post-norm encoder block of lesson 04 with GELU: loaded with
+#   BERT's weights, your blocks compute BERT.
 # - A candidate word's probability for a blank: mask all its pieces, multiply the pieces'
 #   probabilities. A sentence's pseudo-log-likelihood: mask each token in turn, add the
 #   log-probabilities.
@@ -539,8 +603,9 @@ masked_lm_probe(model, tokenizer, "The doctor picked up ___ bag.", "his, her, th
 # training takes about 4 to 5 minutes (2,000 steps of 32 sentences; held-out
 # masked-token accuracy about 16%), scoring all 1,508 pairs under a minute, and the whole
 # notebook about 5 minutes from an empty cache (the trained model is reused afterwards).
-# The scores printed above come from the run that built this notebook; over four
-# trainings the overall score was 50.3, 52.7, 50.5 and 46.8. Against the paper's **60.5
-# for bert-base-uncased**, the small model is at chance overall and within the noise for
-# every bias type: too weak a reader of 1960s prose to have learned these associations
-# measurably.
+# The scores printed above come from the run that built this notebook; over four earlier
+# trainings the overall score was 50.3, 52.7, 50.5 and 46.8, a spread of six points
+# between models that differ only in a few rare word pieces. So for the small model, read
+# a single run's overall score and any type whose interval leaves out 50 with that spread
+# in mind: it is too weak a reader of 1960s prose for its preferences to be told apart
+# from the noise between trainings.

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -92,11 +93,84 @@ def test_the_exported_bert_gives_the_same_logits():
     exported = to_huggingface(model, tokenizer)
     batch = tokenizer(["the cats sat on a mat .", "a dog"], padding=True, return_tensors="pt")
     with torch.no_grad():
-        ours = model(batch["input_ids"], batch["attention_mask"])
+        ours = model(batch["input_ids"], batch["attention_mask"]).logits
         theirs = exported(**batch).logits
     real = batch["attention_mask"].bool()
     assert ours.abs().max() > 1  # far from uniform: a weak test would pass anything
     torch.testing.assert_close(ours[real], theirs[real], atol=1e-5, rtol=1e-5)
+
+
+def _tiny_bert_folder(tmp_path, vocab_size: int):
+    """A random BertForMaskedLM with large weights, written by ``save_pretrained``."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=24,
+        num_hidden_layers=2,
+        num_attention_heads=3,
+        intermediate_size=40,
+        max_position_embeddings=32,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        model = BertForMaskedLM(config)
+        with torch.no_grad():  # far from BERT's small init, so that every weight matters
+            for parameter in model.parameters():
+                parameter.add_(torch.randn(parameter.shape) * 0.3)
+    model.save_pretrained(tmp_path / "tiny-bert")
+    return tmp_path / "tiny-bert"
+
+
+def _learner_style_block(d_model, num_heads, d_ff, **settings):
+    """A block built as a learner's would be (the parts' factory, with COURSE_PARTS=reference)."""
+    from course_utils import parts
+
+    return parts.encoder_block(d_model, num_heads, d_ff, **settings)
+
+
+def test_real_bert_weights_load_into_the_course_blocks_with_identical_logits(tmp_path, monkeypatch):
+    """The reverse of the export: BertForMaskedLM's weights in a model of encoder blocks."""
+    from transformers import BertForMaskedLM
+
+    monkeypatch.setenv("COURSE_PARTS", "reference")
+    tokenizer = mlm.wordpiece_tokenizer(VOCAB)
+    folder = _tiny_bert_folder(tmp_path, len(VOCAB))
+    theirs = BertForMaskedLM.from_pretrained(folder).eval()
+    ours = mlm.from_huggingface(theirs, block_factory=_learner_style_block)
+    assert isinstance(ours, MaskedLanguageModel) and not ours.training
+    batch = tokenizer(["the cats sat on a mat .", "a dog"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = theirs(**batch).logits
+        got = ours(batch["input_ids"], batch["attention_mask"]).logits
+    real = batch["attention_mask"].bool()
+    assert expected.abs().max() > 1  # large random weights: every one of them matters
+    torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
+    # the labels give BERT's own loss
+    labels = torch.full_like(batch["input_ids"], -100)
+    labels[0, 2] = batch["input_ids"][0, 2]
+    with torch.no_grad():
+        loss = theirs(**batch, labels=labels).loss
+        torch.testing.assert_close(
+            ours(batch["input_ids"], batch["attention_mask"], labels).loss, loss
+        )
+
+
+def test_loading_bert_names_a_block_that_lacks_a_sublayer(tmp_path):
+    from transformers import BertForMaskedLM
+
+    theirs = BertForMaskedLM.from_pretrained(_tiny_bert_folder(tmp_path, len(VOCAB)))
+
+    class Renamed(EncoderBlock):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.ffn = self.feed_forward
+            del self.feed_forward
+
+    with pytest.raises(AttributeError, match=r"feed_forward\.linear1"):
+        mlm.from_huggingface(theirs, block_factory=Renamed)
+    with pytest.raises(TypeError, match="BertForMaskedLM"):
+        mlm.from_huggingface(torch.nn.Linear(2, 2))
 
 
 def test_export_leaves_the_random_generator_alone():
@@ -125,7 +199,8 @@ def test_a_saved_model_loads_by_path_through_the_lessons_loader(tmp_path, monkey
     assert loaded_tokenizer.convert_ids_to_tokens(ids[0].tolist())[2:4] == ["cat", "##s"]
     assert loaded_tokenizer.mask_token == "[MASK]"
     with torch.no_grad():
-        torch.testing.assert_close(loaded(input_ids=ids).logits, model(ids), atol=1e-5, rtol=1e-5)
+        expected = model(ids).logits
+        torch.testing.assert_close(loaded(input_ids=ids).logits, expected, atol=1e-5, rtol=1e-5)
     assert pretrained.load_masked_lm(str(tmp_path / "tiny"), device="cpu").model is loaded
 
 
@@ -148,8 +223,14 @@ def _tiny_config(**changes) -> mlm_training.MLMConfig:
 
 
 def test_the_config_key_changes_with_every_setting():
-    assert _tiny_config().key() == _tiny_config().key()
-    assert _tiny_config().key() != _tiny_config(steps=101).key()
+    base = _tiny_config()
+    assert base.key() == _tiny_config().key()
+    keys = {base.key()}
+    for field in dataclasses.fields(mlm_training.MLMConfig):
+        value = getattr(base, field.name)
+        changed = 0.5 if isinstance(value, float) else 7 if value is None else value + 1
+        keys.add(dataclasses.replace(base, **{field.name: changed}).key())
+    assert len(keys) == 1 + len(dataclasses.fields(mlm_training.MLMConfig))  # all different
 
 
 @pytest.mark.slow

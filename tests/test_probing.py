@@ -11,6 +11,7 @@ import matplotlib
 import pandas as pd
 import pytest
 import torch
+from matplotlib.container import ErrorbarContainer
 
 from course_utils import crows_pairs, mlm, probing, widgets
 from course_utils.checkers.probing import _flawed_candidates, _flawed_pll
@@ -221,12 +222,67 @@ def test_antistereo_pairs_are_aligned_from_sent_less_as_the_authors_do(tiny, mon
 
 def test_batched_metric_equals_one_pair_at_a_time(tiny):
     tokenizer, model = tiny
-    for batch_size in (1, 7, 128):
-        batched = crows_pairs_scores(model, tokenizer, PAIRS, batch_size=batch_size, progress=False)
-        plain = crows_pairs_scores_one_by_one(model, tokenizer, PAIRS)
+    plain = crows_pairs_scores_one_by_one(model, tokenizer, PAIRS)
+    for batch_tokens in (1, 70, 4096):  # one copy per batch, a few, every copy of a length
+        batched = crows_pairs_scores(
+            model, tokenizer, PAIRS, batch_tokens=batch_tokens, progress=False
+        )
         pd.testing.assert_frame_equal(batched, plain, check_exact=True)
     assert batched.sent_more_score.nunique() == len(PAIRS)  # real, distinct scores
     assert crows_pairs_metric(batched).as_dict() == crows_pairs_metric(plain).as_dict()
+
+
+def test_masked_copies_are_never_padded_and_respect_the_token_budget(tiny):
+    tokenizer, _ = tiny
+    sentences = [
+        p[side] for p in crows_pairs._prepare(tokenizer, PAIRS) for side in ("more", "less")
+    ]
+    batches = crows_pairs._masked_copies(sentences, batch_tokens=40)
+    jobs = [job for batch in batches for job in batch]
+    expected = {(i, p) for i, s in enumerate(sentences) for p in s["positions"]}
+    assert sorted(jobs) == sorted(expected)  # every copy once
+    for batch in batches:
+        lengths = {len(sentences[index]["ids"]) for index, _ in batch}
+        assert len(lengths) == 1  # one length per batch: no padding
+        assert len(batch) == 1 or len(batch) * lengths.pop() <= 40
+
+
+def test_the_course_model_scores_as_its_hugging_face_copy(tiny):
+    """The lesson scores the course's model (encode, then the head at the masked positions)."""
+    tokenizer, hf_model = tiny
+    course = mlm.from_huggingface(hf_model)
+    fast = crows_pairs_scores(course, tokenizer, PAIRS, progress=False)
+    plain = crows_pairs_scores_one_by_one(hf_model, tokenizer, PAIRS)
+    columns = ["sent_more_score", "sent_less_score"]
+    pd.testing.assert_frame_equal(fast[columns], plain[columns], atol=2e-3, rtol=0)
+    assert fast.more_preferred.equals(plain.more_preferred)
+
+
+def test_bfloat16_moves_the_scores_a_little_and_says_so_in_its_name(tiny):
+    tokenizer, model = tiny
+    exact = crows_pairs_scores(model, tokenizer, PAIRS, progress=False)
+    fast = crows_pairs_scores(model, tokenizer, PAIRS, precision="bfloat16", progress=False)
+    gap = (fast.sent_more_score - exact.sent_more_score).abs()
+    assert 0 < gap.max() < 0.05 * exact.sent_more_score.abs().max()
+    with pytest.raises(ValueError, match="precision"):
+        crows_pairs_scores(model, tokenizer, PAIRS, precision="int4", progress=False)
+
+
+def test_plan_scoring_samples_a_large_model_on_a_cpu_and_estimates_the_time(tiny, monkeypatch):
+    tokenizer, model = tiny
+    monkeypatch.delenv("COURSE_QUICK", raising=False)
+    plan = crows_pairs.plan_scoring(model, tokenizer, PAIRS)
+    assert len(plan.pairs) == len(PAIRS) and "all 6 pairs" in str(plan)  # small model: all
+    assert 0 < plan.seconds == pytest.approx(plan.all_seconds)
+    monkeypatch.setattr(crows_pairs, "CPU_SAMPLE", 4)
+    monkeypatch.setattr(crows_pairs, "LARGE_MODEL", 10)  # make the tiny model "large"
+    plan = crows_pairs.plan_scoring(model, tokenizer, PAIRS, seed=1)
+    assert list(plan.pairs.index) == list(PAIRS.sample(4, random_state=1).index)
+    assert 0 < plan.seconds < plan.all_seconds
+    assert "sample of 4 of the 6 pairs" in str(plan) and "sample=None" in str(plan)
+    assert len(crows_pairs.plan_scoring(model, tokenizer, PAIRS, sample=None).pairs) == 6
+    with pytest.raises(ValueError, match="sample"):
+        crows_pairs.plan_scoring(model, tokenizer, PAIRS, sample=0)
 
 
 @pytest.mark.slow
@@ -274,25 +330,36 @@ def test_bias_type_bars_draws_one_bar_per_type(tiny):
     result = crows_pairs_metric(crows_pairs_scores(model, tokenizer, PAIRS, progress=False))
     ax = crows_pairs.bias_type_bars(result)
     assert len(ax.patches) == 3 and "6 pairs" in ax.get_title()
+    (errors,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(errors.lines[2][0].get_segments()) == 3  # an interval on every bar
+    assert 60.5 in [line.get_xdata()[0] for line in ax.get_lines()]  # bert-base, published
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert "gender (3)" in labels
 
 
-def test_bench_crows_pairs_prints_one_json_line(tiny, tmp_path, capsys, monkeypatch):
-    from course_utils import bench, pretrained
+def _bench_arguments(tiny, tmp_path, monkeypatch) -> list[str]:
+    """The tiny model and the pairs saved as files; the bench's arguments that name them."""
+    from course_utils import pretrained
 
     monkeypatch.setattr(pretrained, "_MASKED_LMS", {})
     tokenizer, model = tiny
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     PAIRS.to_csv(tmp_path / "pairs.csv")  # with the unnamed index column, as the real file
-    argv = [
+    return [
         "crows-pairs",
         "--model",
         str(tmp_path / "model"),
         "--data",
         str(tmp_path / "pairs.csv"),
     ]
+
+
+def test_bench_crows_pairs_prints_one_json_line(tiny, tmp_path, capsys, monkeypatch):
+    from course_utils import bench
+
+    tokenizer, model = tiny
+    argv = _bench_arguments(tiny, tmp_path, monkeypatch)
     assert bench.main([*argv, "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1
@@ -301,3 +368,24 @@ def test_bench_crows_pairs_prints_one_json_line(tiny, tmp_path, capsys, monkeypa
     assert result["metric_score"] == expected.metric_score and result["num_pairs"] == len(PAIRS)
     assert set(result["per_type"]) == {"gender", "age", "socioeconomic"}
     assert result["seconds"] >= 0 and result["benchmark"] == "crows-pairs"
+
+
+def test_bench_crows_pairs_times_the_old_and_the_new_scoring_on_one_model(
+    tiny, tmp_path, capsys, monkeypatch
+):
+    from course_utils import bench
+
+    argv = _bench_arguments(tiny, tmp_path, monkeypatch)
+    implementations = ["--implementations", "before,float32,bfloat16", "--course-model"]
+    assert bench.main([*argv, *implementations, "--device", "cpu"]) == 0
+    before, exact, fast = map(json.loads, capsys.readouterr().out.splitlines())
+    assert [r["implementation"] for r in (before, exact, fast)] == ["before", "float32", "bfloat16"]
+    assert before["architecture"] == "BertForMaskedLM"
+    assert exact["architecture"] == "MaskedLanguageModel"
+    assert exact["masked_copies"] == before["masked_copies"] > 0
+    assert exact["versus_first"]["preferences_flipped"] == 0
+    assert exact["versus_first"]["largest_score_difference"] <= 0.002
+    assert fast["versus_first"]["pairs_with_a_different_score"] > 0  # bfloat16 moves scores
+    assert exact["metric_score"] == before["metric_score"]
+    with pytest.raises(ValueError, match="implementations"):
+        bench.main([*argv, "--implementations", "int8"])
