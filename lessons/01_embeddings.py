@@ -48,7 +48,8 @@ started = time.perf_counter()
 # it through `nltk` (downloading it once, about 3 MB, if it is not on your machine yet)
 # and returns every sentence as a list of lowercase words; punctuation is left out.
 # If the download is impossible, it says so and falls back to a small news corpus that
-# ships with `gensim`, so the notebook still runs (with different numbers).
+# ships with `gensim`, so the notebook still runs, with different numbers; demos then
+# leave out, and name, the words that corpus does not know.
 
 # %%
 sentences = brown_sentences(fallback=True)
