@@ -89,9 +89,10 @@ print(
 # turns by one radian per position (a full turn every 6.3 positions); each following
 # pair turns more slowly. The last pair, $2i = d_{model} - 2$, needs
 # $2\pi \cdot 10000^{(d_{model}-2)/d_{model}}$ positions for one turn: about 47,000 for
-# $d_{model} = 64$, approaching $2\pi \cdot 10000 \approx 63{,}000$ as $d_{model}$ grows. Read together, the hands give every position a distinct pattern, the way the
-# hands of a clock give every minute of a day a distinct reading, and every entry stays
-# between −1 and 1, whatever the length.
+# $d_{model} = 64$, approaching $2\pi \cdot 10000 \approx 63{,}000$ as $d_{model}$ grows.
+# Read together, the hands give every position a distinct pattern, the way the hands of a
+# clock give every minute of a day a distinct reading, and every entry stays between −1
+# and 1, whatever the length.
 #
 # ### Exercise 5.1: the table (10 min)
 #
@@ -229,10 +230,11 @@ print("dog bites man and man bites dog now differ:", gap > 1e-3)
 # One practical detail for lesson 06: the sizes of the two vectors being added. Every row
 # of the table has length $\sqrt{d_{model}/2}$, since each pair contributes
 # $\sin^2 + \cos^2 = 1$. The length of a token embedding depends on how it was
-# initialised. The original transformer's code (tensor2tensor) drew embedding entries with standard
-# deviation $1/\sqrt{d_{model}}$, a vector length of about 1, so the position would have
-# drowned out the word; it therefore multiplied the embeddings by $\sqrt{d_{model}}$,
-# bringing them to a length of about $\sqrt{d_{model}}$, comparable to the encodings.
+# initialised. The original transformer's code (tensor2tensor) drew embedding entries
+# with standard deviation $1/\sqrt{d_{model}}$, a vector length of about 1, so the
+# position would have drowned out the word; it therefore multiplied the embeddings by
+# $\sqrt{d_{model}}$, bringing them to a length of about $\sqrt{d_{model}}$, comparable
+# to the encodings.
 # Lesson 06 does the same. The factor belongs with that initialisation: `nn.Embedding`'s
 # default entries already have standard deviation 1, and multiplying those by
 # $\sqrt{d_{model}}$ would make the word drown out the position instead.
