@@ -87,6 +87,7 @@ __all__ = [
     "record_check",
     "records_dir",
     "show",
+    "yours_or_reference",
 ]
 
 # part name -> the exercise whose passing check records it (the order of the course).
@@ -174,6 +175,10 @@ def record_check(exercise_id: str, submission: Any, outcome: str) -> None:
     ``"stub"``. Never raises: a record that cannot be written costs one line of notice,
     never the learner's check. Exercises that are not parts are ignored.
     """
+    if outcome == "passed":
+        _passed_now[exercise_id] = submission
+    else:
+        _passed_now.pop(exercise_id, None)
     name = _PART_OF_EXERCISE.get(exercise_id)
     if name is None:
         return
@@ -225,6 +230,30 @@ def forget(name: str) -> None:
 
 # Loaded parts of this session, so a part is unpickled (and its notice printed) once.
 _loaded: dict[str, Part] = {}
+# Every exercise's submission that passed its check in this session (parts or not).
+_passed_now: dict[str, Any] = {}
+
+
+def yours_or_reference(exercise_id: str, obj: Any) -> Any:
+    """``obj`` if it passed ``check(exercise_id, obj)`` in this session, else the reference.
+
+    For the demos that follow an exercise: they run on your code once its check has
+    passed, and otherwise say in one line that the course's version stands in for it.
+    """
+    from course_utils.exercises import EXERCISES
+
+    if exercise_id not in EXERCISES:
+        raise ValueError(f"no exercise {exercise_id!r}")
+    if _passed_now.get(exercise_id) is obj:
+        return obj
+    exercise = EXERCISES[exercise_id]
+    print(
+        f"(exercise {exercise_id} has not passed its check yet: the course's {exercise.name} "
+        "stands in for yours here)"
+    )
+    return exercise.reference
+
+
 _code_of: dict[types.CodeType, str] = {}
 
 

@@ -152,7 +152,7 @@ def head_heatmaps(
         if head >= num_heads:
             ax.axis("off")
             continue
-        ax.imshow(matrix[head], cmap="viridis", vmin=0.0, vmax=vmax)
+        image = ax.imshow(matrix[head], cmap="viridis", vmin=0.0, vmax=vmax)
         ax.set_xticks(range(seq_k), keys if keys is not None else range(seq_k), rotation=70)
         ax.set_yticks(range(seq_q), queries if queries is not None else range(seq_q))
         ax.tick_params(labelsize=8)
@@ -162,6 +162,7 @@ def head_heatmaps(
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="attention weight")
     return axes
 
 

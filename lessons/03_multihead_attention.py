@@ -11,13 +11,21 @@
 #
 # 1. why several heads (10 min);
 # 2. cutting `d_model` into heads and gluing them back, exercises 3.1–3.2 (20 min);
-# 3. the multi-head layer, exercise 3.3 (20 min);
-# 4. the same function as PyTorch's layer (5 min);
+# 3. the multi-head layer and dropout on its weights, exercise 3.3 (20 min);
+# 4. PyTorch's weights in your layer, exercise 3.4 (10 min);
 # 5. heads on a real sentence, one head against several (10 min);
 # 6. self-attention and cross-attention (5 min).
 #
 # Each exercise has a one-line check cell under it: one line back when your code is
 # right, one sentence naming the problem when it is not.
+#
+# **What carries over.** This lesson runs on your `scaled_dot_product_attention` from
+# lesson 02 if it passed its check (the first code cell says whether it is yours or the
+# course's). The `MultiHeadAttention` you write here is kept when its check passes:
+# lesson 04 builds your encoder block from it, and the models of lessons 06 to 08 are
+# stacks of those blocks. `parts.show()` lists, at any time, which parts are yours. In
+# Colab, the first code cell offers to keep them in your Google Drive, since Colab forgets
+# its files when the session ends.
 
 # %%
 import matplotlib.pyplot as plt
@@ -25,14 +33,19 @@ import torch
 from torch import nn
 
 from course_utils import attention as reference  # the course's own solutions, used by demos
-from course_utils import get_device, set_seed
-from course_utils.attention import scaled_dot_product_attention
+from course_utils import get_device, parts, set_seed
 from course_utils.exercises import check
 from course_utils.plots import attention_heatmap, head_heatmaps
 from course_utils.wordvectors import news_word_vectors, sentence_vectors
 
 device = get_device()
 set_seed(0)
+parts.keep_on_google_drive()  # in Colab: asks to keep your parts in your Drive; elsewhere nothing
+
+# Your attention function from lesson 02 if it passed its check, otherwise the course's.
+attention_part = parts.get("attention")
+scaled_dot_product_attention = attention_part.impl
+print(f"scaled_dot_product_attention: {attention_part.origin} {attention_part.reason}".strip())
 
 # %% [markdown]
 # ## 1. Why several heads? (10 min)
@@ -179,23 +192,24 @@ print("bare reshape back, token 1:", heads.reshape(1, 3, 8)[0, 1].int().tolist()
 #
 # ### Exercise 3.3: `MultiHeadAttention` (20 min)
 #
-# Write the class `MultiHeadAttention(d_model, num_heads)`, an `nn.Module`.
+# Write the class `MultiHeadAttention(d_model, num_heads, dropout=0.0)`, an `nn.Module`.
 #
 # `__init__`:
 # - raise a `ValueError` naming both numbers when `num_heads` does not divide `d_model`
 #   (`MultiHeadAttention(10, 3)` must fail: heads of 3.33 features do not exist);
-# - create `q_proj`, `k_proj`, `v_proj` and `out_proj`, each `nn.Linear(d_model, d_model)`.
-#   Use exactly these names: the checker copies its weights into yours by name, the way
-#   `load_state_dict` does.
+# - create `q_proj`, `k_proj`, `v_proj` and `out_proj`, each `nn.Linear(d_model, d_model)`,
+#   and `self.dropout = nn.Dropout(dropout)`. Use exactly these names: the checker copies
+#   its weights into yours by name, the way `load_state_dict` does.
 #
 # `forward(query, key=None, value=None, mask=None)` returns `(output, weights)`:
 # - `query` is `(batch, seq_q, d_model)`; `key` and `value` are `(batch, seq_k, d_model)`.
 #   When `key` is `None` it is the query (self-attention); when `value` is `None` it is
 #   the key;
 # - project with the three maps, split each into heads with your `split_heads`, and call
-#   `scaled_dot_product_attention(q, k, v, mask)` (imported above from the course's lesson
-#   02 solution) on the four-dimensional heads;
-# - merge the heads and apply `out_proj`;
+#   `scaled_dot_product_attention(q, k, v, mask)` (yours from lesson 02, see the first code
+#   cell) on the four-dimensional heads;
+# - mix the values with the dropped-out weights, `heads = self.dropout(weights) @ v` (see
+#   below), then merge the heads and apply `out_proj`;
 # - `output` is `(batch, seq_q, d_model)`, `weights` is `(batch, num_heads, seq_q, seq_k)`.
 #
 # `mask` is boolean, True = may attend, and must broadcast to
@@ -208,13 +222,23 @@ print("bare reshape back, token 1:", heads.reshape(1, 3, 8)[0, 1].int().tolist()
 # `query.size(-1)`, which after the split *is* `d_head`. (A viewer asked whether it should
 # be `q.size(-1)` or `k.size(-1)`: queries and keys meet in a dot product, so the two are
 # always equal.)
+#
+# **Dropout on the attention weights.** Transformers are regularised by dropping some
+# attention weights while training: `nn.Dropout(p)` sets each weight to zero with
+# probability `p` and multiplies the survivors by `1 / (1 - p)`, so each query ignores a
+# few random keys at each step while the expected output stays the same. In evaluation
+# mode (after `.eval()`) it does nothing at all. PyTorch's `nn.MultiheadAttention(...,
+# dropout=p)` does exactly this, and lesson 04 uses it in every block. Lesson 02's function
+# has no dropout argument, so take only its `weights` and do the mixing yourself:
+# `self.dropout(weights) @ v`. In evaluation mode that is `weights @ v`, the output the
+# function computed. The `weights` you return are the ones before dropout.
 
 
 # %% tags=["exercise"]
 class MultiHeadAttention(nn.Module):
     """Multi-head attention; forward returns (output, weights), mask True = may attend."""
 
-    def __init__(self, d_model, num_heads):
+    def __init__(self, d_model, num_heads, dropout=0.0):
         super().__init__()
         ### BEGIN SOLUTION
         if d_model % num_heads != 0:
@@ -224,6 +248,7 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(d_model, d_model)
         self.v_proj = nn.Linear(d_model, d_model)
         self.out_proj = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
         ### END SOLUTION
 
     def forward(self, query, key=None, value=None, mask=None):
@@ -233,7 +258,8 @@ class MultiHeadAttention(nn.Module):
         q = split_heads(self.q_proj(query), self.num_heads)  # (batch, num_heads, seq_q, d_head)
         k = split_heads(self.k_proj(key), self.num_heads)  # (batch, num_heads, seq_k, d_head)
         v = split_heads(self.v_proj(value), self.num_heads)
-        heads, weights = scaled_dot_product_attention(q, k, v, mask)
+        _, weights = scaled_dot_product_attention(q, k, v, mask)  # (batch, num_heads, seq_q, seq_k)
+        heads = self.dropout(weights) @ v  # (batch, num_heads, seq_q, d_head)
         return self.out_proj(merge_heads(heads)), weights  # (batch, seq_q, d_model)
         ### END SOLUTION
 
@@ -245,46 +271,93 @@ check("3.3", MultiHeadAttention)
 # **Why does forgetting `out_proj` matter, if the heads already computed everything?**
 
 # %% [markdown] tags=["solution"]
-# **Answer.** Without it, output features 0–63 come only from head 0, features 64–127 only from head
-# 1, and so on: the heads never combine. `out_proj` lets every output feature draw on
+# **Answer.** Without it, output features 0–63 come only from head 0, features 64–127
+# only from head 1, and so on: the heads never combine. `out_proj` lets every output feature draw on
 # every head, and it is where the model learns how much each head's finding counts.
 
 # %% [markdown]
-# ## 4. The same function as PyTorch's layer (5 min)
+# ## 4. PyTorch's weights in your layer (10 min)
 #
-# `torch.nn.MultiheadAttention` computes the same thing, with three differences in
-# bookkeeping:
+# `torch.nn.MultiheadAttention` computes the same function as your class, with three
+# differences in bookkeeping:
 #
 # - it keeps the three input projections stacked in one `in_proj_weight` of shape
-#   `(3 * d_model, d_model)`, rows `[q; k; v]`; `MultiHeadAttention.from_torch` splits it;
+#   `(3 * d_model, d_model)`, rows `[q; k; v]`, and their biases in one `in_proj_bias` of
+#   shape `(3 * d_model,)`; `out_proj` is an ordinary `nn.Linear`;
 # - its boolean masks mean the **opposite**: True = blocked. We invert ours explicitly,
 #   in a named variable;
 # - it averages the weights over heads unless told `average_attn_weights=False`.
 #
-# Given the same weights, the course's reference layer agrees with PyTorch's to float32
-# precision, with and without masks:
+# ### Exercise 3.4: `load_from_torch` (10 min)
+#
+# Write `load_from_torch(mha, layer)`: copy the weights of `layer`, an
+# `nn.MultiheadAttention`, into `mha`, an instance of your `MultiHeadAttention` with the
+# same `d_model` and `num_heads`, and return `mha`.
+#
+# - Split `in_proj_weight` and `in_proj_bias` into three equal blocks along their first
+#   axis (`.chunk(3)`), for `q_proj`, `k_proj` and `v_proj`, in that order.
+# - `nn.Linear` stores its weight as `(out_features, in_features)`, exactly like each
+#   block, so no transpose is needed.
+# - Copy **values**, inside `with torch.no_grad():`, with `parameter.copy_(source)`. A view
+#   or an assignment to `.data` would make the two modules share memory, so training one
+#   would change the other.
+
+
+# %% tags=["exercise"]
+def load_from_torch(mha, layer):
+    """Copy nn.MultiheadAttention `layer`'s weights into your `mha`; return `mha`."""
+    ### BEGIN SOLUTION
+    q_w, k_w, v_w = layer.in_proj_weight.chunk(3)  # each (d_model, d_model)
+    q_b, k_b, v_b = layer.in_proj_bias.chunk(3)  # each (d_model,)
+    with torch.no_grad():
+        for proj, weight, bias in (
+            (mha.q_proj, q_w, q_b),
+            (mha.k_proj, k_w, k_b),
+            (mha.v_proj, v_w, v_b),
+            (mha.out_proj, layer.out_proj.weight, layer.out_proj.bias),
+        ):
+            proj.weight.copy_(weight)
+            proj.bias.copy_(bias)
+    return mha
+    ### END SOLUTION
+
+
+# %% tags=["check"]
+check("3.4", load_from_torch)
+
+# %% [markdown]
+# Now the proof, on **your** class: PyTorch's layer with random weights, the same weights
+# loaded into your `MultiHeadAttention`, and both run on the same inputs, with no mask, a
+# padding mask and a causal mask. Only the masks' polarity differs between the two calls.
+# (Until an exercise's check passes, this cell and the ones below say so and use the
+# course's version in its place.)
 
 # %% tags=["nbval-check-output"]
+Attention = parts.yours_or_reference("3.3", MultiHeadAttention)
+loader = parts.yours_or_reference("3.4", load_from_torch)
 torch_layer = nn.MultiheadAttention(d_model, num_heads, batch_first=True).eval()
-ours = reference.MultiHeadAttention.from_torch(torch_layer).eval()
+with torch.no_grad():  # PyTorch starts its biases at zero: make them count
+    torch_layer.in_proj_bias.normal_()
+    torch_layer.out_proj.bias.normal_()
+mine = loader(Attention(d_model, num_heads), torch_layer).eval()
 x = torch.randn(3, 6, d_model)
 keep = reference.padding_mask(torch.tensor([6, 4, 2]), 6)  # (batch, seq), True = real token
 allowed = reference.causal_mask(6)  # (seq, seq), True = may attend
 
 pairs = {
-    "no mask": (ours(x), torch_layer(x, x, x, average_attn_weights=False)),
+    "no mask": (mine(x), torch_layer(x, x, x, average_attn_weights=False)),
     "padding mask": (
-        ours(x, mask=keep[:, None, None, :]),
+        mine(x, mask=keep[:, None, None, :]),
         torch_layer(x, x, x, key_padding_mask=~keep, average_attn_weights=False),
     ),
     "causal mask": (
-        ours(x, mask=allowed),
+        mine(x, mask=allowed),
         torch_layer(x, x, x, attn_mask=~allowed, average_attn_weights=False),
     ),
 }
 for name, ((out, w), (out_t, w_t)) in pairs.items():
     gap = max((out - out_t).abs().max().item(), (w - w_t).abs().max().item())
-    print(f"{name:13s} output and per-head weights equal to PyTorch's within 1e-5: {gap < 1e-5}")
+    print(f"{name:13s} your output and per-head weights equal PyTorch's within 1e-5: {gap < 1e-5}")
 
 # %% [markdown]
 # ## 5. Heads on a real sentence (10 min)
@@ -293,66 +366,102 @@ for name, ((out, w), (out_t, w_t)) in pairs.items():
 # dimensional news vectors of lesson 02) and set every projection to the identity. Then
 # with 4 heads, head 0 compares words using features 0–11 only, head 1 using features
 # 12–23, and so on, while a single head compares them on all 48 at once. As in lesson 02
-# the diagonal is masked, so each word must look at the *other* words. A trained model
-# learns its projections, so its heads pick out far more useful relations than these
-# slices do; the mechanics are the same.
+# the diagonal is masked, so each word must look at the *other* words.
+#
+# One more step: we rescale every word vector to the same length, √48. Raw word vectors
+# differ a lot in length (here from 3.2 for *fired* to 13.5 for *palestinian*), and a dot
+# product grows with length, so without it the longest words win in every head and every
+# row, whatever the features say. A trained model learns its projections, so its heads
+# pick out far more useful relations than these slices do; the mechanics are the same.
 
 # %%
 vectors = news_word_vectors()
-words = "israeli troops fired on palestinian gunmen in the west bank".split()
-x = sentence_vectors(words, vectors)[None]  # (1, seq, 48)
-not_self = ~torch.eye(len(words), dtype=torch.bool)  # (seq, seq): nobody attends to itself
 
-weights = {}
-for count in (1, 4):
-    layer = reference.MultiHeadAttention(48, count).eval()
+
+def equal_length(x):
+    """Rescale every token vector to length √d_model, so only directions decide."""
+    return x / x.norm(dim=-1, keepdim=True) * x.size(-1) ** 0.5
+
+
+def identity_attention(num_heads):
+    """A MultiHeadAttention over 48 features whose four projections are the identity."""
+    layer = Attention(48, num_heads).eval()
     with torch.no_grad():
         for proj in (layer.q_proj, layer.k_proj, layer.v_proj, layer.out_proj):
             proj.weight.copy_(torch.eye(48))
             proj.bias.zero_()
-        _, weights[count] = layer(x, mask=not_self)  # (1, count, seq, seq)
+    return layer
 
-head_heatmaps(weights[4][0], words, words, suptitle="Four heads, four different graphs")
+
+words = "israeli troops fired on palestinian gunmen in the west bank".split()
+x = equal_length(sentence_vectors(words, vectors)[None])  # (1, seq, 48)
+not_self = ~torch.eye(len(words), dtype=torch.bool)  # (seq, seq): nobody attends to itself
+
+weights = {}
+with torch.no_grad():
+    for count in (1, 4):
+        _, weights[count] = identity_attention(count)(x, mask=not_self)  # (1, count, seq, seq)
+
+head_heatmaps(weights[4][0], words, words, suptitle="Four heads, four graphs")
 plt.show()
 
 # %% [markdown]
-# Each head has its favourites. A table makes it easy to compare: for every word, the
-# word it attends to most in each head.
+# All four panels share one colour scale (the bar on the right), so a bright cell means
+# the same weight in every head. A table makes the heads easy to compare: for every word,
+# the word it attends to most in each head.
 
 # %%
 print(f"{'word':12s} " + " ".join(f"{'head ' + str(h):12s}" for h in range(4)))
+favourites = []
 for i, word in enumerate(words):
-    favourites = [words[int(weights[4][0, h, i].argmax())] for h in range(4)]
-    print(f"{word:12s} " + " ".join(f"{f:12s}" for f in favourites))
+    favourites.append([words[int(weights[4][0, h, i].argmax())] for h in range(4)])
+    print(f"{word:12s} " + " ".join(f"{f:12s}" for f in favourites[-1]))
+distinct = sum(len(set(row)) for row in favourites) / len(words)
+print(f"different favourites per word, out of 4 heads: {distinct:.1f} on average")
 
 # %% [markdown]
 # ### One head against several
 #
-# What does the single 48-feature head do with these four opinions? Its score for a pair
-# of words is the sum of the four heads' scores (a dot product over 48 features is the
-# sum of four dot products over 12), divided by √48 instead of √12, so it is half the sum
-# of the heads' scaled scores. Exponentiating turns a sum into a product: the single
-# head's weights are proportional to $\prod_h w_h^{1/2}$, the heads' weights **multiplied**.
-# A key gets weight from one head only if every slice of the features likes it. Four
-# heads can each follow a different relation; one head can only follow what they agree on.
+# What does the single 48-feature head do with these four opinions? With the identity
+# projections used here (and only then) there is an exact answer. The single head's score
+# for a pair of words is the sum of the four heads' dot products (a dot product over 48
+# features is the sum of four dot products over 12), divided by √48 instead of √12: half
+# the sum of the heads' scaled scores. Exponentiating turns the sum into a product, so the
+# single head's weights are proportional to $\prod_h w_h^{1/2}$, the heads' weights
+# **multiplied**. A key gets a large weight only if no head gives it a small one: one
+# head that dislikes a word vetoes it, however much the others like it.
 
 # %%
 product = weights[4][0].prod(dim=0) ** 0.5  # (seq, seq)
 product = product / product.sum(dim=-1, keepdim=True)  # back to rows that sum to 1
 agrees = torch.allclose(product, weights[1][0, 0], atol=1e-5)
 print(f"one head's weights = normalised product of the four heads' weights: {agrees}")
+for i, word in enumerate(words):
+    single = words[int(weights[1][0, 0, i].argmax())]
+    votes = favourites[i].count(single)
+    print(f"{word:12s} one head's favourite: {single:12s} (the favourite of {votes} of 4 heads)")
 attention_heatmap(weights[1][0, 0], words, words, title="One head over all 48 features")
 plt.show()
+
+# %% [markdown]
+# Look at the words whose heads disagree: the single head's favourite can be a word that
+# only one head ranks first, or none (*the* ends up on *fired*), because it is the word
+# no head objects to. In a
+# trained model the single head learns its own projections, so the product rule no longer
+# holds exactly, but the limit it illustrates stays: one head has one softmax per query,
+# one unit of weight to share. To attend to two words for two different reasons it must
+# split that unit between them, and their two values arrive blended. Several heads each
+# spend a full unit on their own relation, and `out_proj` combines the results.
 
 # %% [markdown]
 # **Think: a word attends strongly to key A in head 0 and to key B in head 1. What does
 # the single head give it?**
 
 # %% [markdown] tags=["solution"]
-# **Answer.** In the product, A is weighed down by head 1 and B by head 0,
-# so the single head spreads its weight more evenly (or on a third word both half-like):
-# the sharp, different preferences are lost. Several heads keep them apart, and
-# `out_proj` combines the results afterwards.
+# **Answer.** In the product, A is weighed down by head 1 and B by head 0.
+# The single head favours whichever key no head dislikes much, which may be A, B or a
+# third word the two heads both rank second: the two sharp, different preferences are
+# lost. Several heads keep them apart.
 
 # %% [markdown]
 # ## 6. Self-attention and cross-attention (5 min)
@@ -367,20 +476,20 @@ plt.show()
 # %%
 query_words = "troops fired on gunmen".split()
 source_words = "israeli army helicopters attacked palestinian militants near gaza".split()
-layer = reference.MultiHeadAttention(48, 1).eval()
 with torch.no_grad():
-    for proj in (layer.q_proj, layer.k_proj, layer.v_proj, layer.out_proj):
-        proj.weight.copy_(torch.eye(48))
-        proj.bias.zero_()
-    source = sentence_vectors(source_words, vectors)[None]  # (1, seq_k, 48)
-    out, cross = layer(sentence_vectors(query_words, vectors)[None], source)
+    source = equal_length(sentence_vectors(source_words, vectors)[None])  # (1, seq_k, 48)
+    queries = equal_length(sentence_vectors(query_words, vectors)[None])  # (1, seq_q, 48)
+    out, cross = identity_attention(1)(queries, source)
 print("output", tuple(out.shape), "weights", tuple(cross.shape), "(batch, num_heads, seq_q, seq_k)")
 attention_heatmap(cross[0, 0], query_words, source_words, title="Cross-attention")
 plt.show()
 
 # %% [markdown]
-# The output has one vector per *query* word (4), each a mix of the source sentence's
-# value vectors (8 of them). Masks work the same way: a padding mask
+# Each row is one word of the short sentence looking for its counterparts in the long
+# one. With nothing trained, the matches come from the word vectors alone: *fired* and
+# *gunmen* look most at *attacked*, the source's verb of violence, and *troops* splits its
+# weight between *near* and *army*, its counterpart. The output has one vector per *query* word (4), each a mix of
+# the source sentence's value vectors (8 of them). Masks work the same way: a padding mask
 # `(batch, 1, 1, seq_k)` hides the source's padding; a causal mask makes no sense here,
 # since the two sequences' positions do not correspond.
 
@@ -394,10 +503,16 @@ plt.show()
 # - Merging must move the head axis back **before** reshaping: a bare reshape gives the
 #   right shape and scrambled tokens, with no error.
 # - Each head divides by $\sqrt{d_{head}}$; masks broadcast over the head axis.
-# - Given the same weights the layer equals `nn.MultiheadAttention` (whose masks mean True
-#   = blocked, so invert them).
+# - In training, dropout zeroes some attention weights (and rescales the rest); in
+#   evaluation mode it does nothing.
+# - Given the same weights (`in_proj_weight` split in three, `out_proj` copied) your layer
+#   equals `nn.MultiheadAttention`, whose masks mean True = blocked, so invert them.
 # - Self-attention: queries, keys and values from one sequence. Cross-attention: queries
 #   from one, keys and values from another.
 #
-# Next, lesson 04 wraps this layer with a feed-forward network, residual connections and
-# layer normalisation into a full encoder block.
+# Next, lesson 04 wraps your layer with a feed-forward network, residual connections and
+# layer normalisation into a full encoder block. `parts.show()` prints which of your
+# parts it will use.
+
+# %%
+parts.show()

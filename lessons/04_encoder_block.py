@@ -12,13 +12,20 @@
 # 1. the block at a glance (5 min);
 # 2. LayerNorm from scratch, exercise 4.1 (15 min);
 # 3. the position-wise feed-forward network, exercise 4.2 (10 min);
-# 4. residual connections and the block's forward pass, exercise 4.3 (20 min);
+# 4. residual connections and your own encoder block, exercise 4.3 (25 min);
 # 5. why residuals make deep stacks possible (10 min);
 # 6. post-norm or pre-norm, and stacking blocks (5 min);
-# 7. what a decoder block adds (15 min).
+# 7. what a decoder block adds (10 min).
 #
 # Each exercise has a one-line check cell under it: one line back when your code is
 # right, one sentence naming the problem when it is not.
+#
+# **What carries over.** Your block is built from your own parts: the
+# `MultiHeadAttention` of lesson 03 (the first code cell says whether it is yours or the
+# course's) and the `layer_norm` and `FeedForward` you write here. When the block's check
+# passes it is kept, and lessons 06 to 08 stack it into the models they train and probe:
+# the Yelp classifier, the small BERT and the decoder that writes. Any part you skip is
+# replaced by the course's, and `parts.show()` tells you which.
 
 # %%
 import matplotlib.pyplot as plt
@@ -26,13 +33,20 @@ import torch
 from torch import nn
 
 from course_utils import encoder as reference  # the course's own solutions, used by demos
-from course_utils import get_device, set_seed
+from course_utils import get_device, parts, set_seed
 from course_utils.attention import padding_mask
+from course_utils.encoder import load_encoder_layer, torch_block_settings
 from course_utils.exercises import check
 from course_utils.plots import feature_bars, line_chart
 
 device = get_device()
 set_seed(0)
+parts.keep_on_google_drive()  # in Colab: asks to keep your parts in your Drive; elsewhere nothing
+
+# Your multi-head attention from lesson 03 if it passed its check, otherwise the course's.
+attention_part = parts.get("multi_head_attention")
+MultiHeadAttention = attention_part.impl
+print(f"MultiHeadAttention: {attention_part.origin} {attention_part.reason}".strip())
 
 # %% [markdown]
 # ## 1. The block at a glance (5 min)
@@ -99,20 +113,22 @@ def layer_norm(x, weight, bias, eps=1e-5):
 check("4.1", layer_norm)
 
 # %% [markdown]
-# What LayerNorm does to one token: its 16 features, before and after (with $\gamma = 1$,
-# $\beta = 0$). The pattern of the features is kept; their offset and spread are removed.
+# What your LayerNorm does to one token: its 16 features, before and after (with
+# $\gamma = 1$, $\beta = 0$). The pattern of the features is kept; their offset and
+# spread are removed.
 
 # %%
 token = torch.randn(16) * 3 + 2  # one token's features: mean about 2, spread about 3
-normalised = reference.layer_norm(token, torch.ones(16), torch.zeros(16))
+my_layer_norm = parts.yours_or_reference("4.1", layer_norm)
+normalised = my_layer_norm(token, torch.ones(16), torch.zeros(16))
 print(f"before: mean {token.mean():5.2f}, std {token.std(unbiased=False):4.2f}")
 print(f"after:  mean {normalised.mean():5.2f}, std {normalised.std(unbiased=False):4.2f}")
 feature_bars({"before": token, "after LayerNorm": normalised}, title="One token's features")
 plt.show()
 
 # %% [markdown]
-# And the reference equals PyTorch's layer once both have the same (here random, not
-# default) `weight` and `bias`:
+# And yours equals PyTorch's layer once both have the same (here random, not default)
+# `weight` and `bias`:
 
 # %% tags=["nbval-check-output"]
 torch_norm = nn.LayerNorm(16)
@@ -120,8 +136,28 @@ with torch.no_grad():
     torch_norm.weight.normal_()
     torch_norm.bias.normal_()
 x = torch.randn(4, 7, 16)  # (batch, seq, d_model)
-ours = reference.layer_norm(x, torch_norm.weight, torch_norm.bias)
+ours = my_layer_norm(x, torch_norm.weight, torch_norm.bias)
 print("equal to nn.LayerNorm within 1e-5:", torch.allclose(ours, torch_norm(x), atol=1e-5))
+
+# %% [markdown]
+# A block keeps its norms' $\gamma$ and $\beta$ as parameters. This small module (given,
+# not an exercise) wraps your function the way `nn.LayerNorm` wraps PyTorch's, with the
+# same parameter names, `weight` and `bias`:
+
+
+# %%
+class LayerNorm(nn.Module):
+    """Your layer_norm with a learned scale (weight, γ) and shift (bias, β) per feature."""
+
+    def __init__(self, d_model, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, x):
+        return layer_norm(x, self.weight, self.bias, self.eps)
+
 
 # %% [markdown]
 # ## 3. The position-wise feed-forward network (10 min)
@@ -147,9 +183,10 @@ print("equal to nn.LayerNorm within 1e-5:", torch.allclose(ours, torch_norm(x), 
 # Write the class `FeedForward(d_model, d_ff, dropout=0.0, activation="relu")`:
 # `linear1 = nn.Linear(d_model, d_ff)`, `linear2 = nn.Linear(d_ff, d_model)` (these names:
 # the checker copies weights by name), the activation `nn.ReLU()` or `nn.GELU()` by the
-# `activation` argument, and `nn.Dropout(dropout)` on the hidden layer. `forward(x)`:
-# `(batch, seq, d_model)` in, the same shape out,
-# `linear2(dropout(activation(linear1(x))))`.
+# `activation` argument, and `self.dropout = nn.Dropout(dropout)` on the hidden layer.
+# `forward(x)`: `(batch, seq, d_model)` in, the same shape out,
+# `linear2(dropout(activation(linear1(x))))`. The checker also runs it in training mode, to
+# see that the dropout sits there and uses the `dropout` it was given.
 
 
 # %% tags=["exercise"]
@@ -179,7 +216,7 @@ check("4.2", FeedForward)
 # same result as the same token inside a sentence.
 
 # %% tags=["nbval-check-output"]
-ff = reference.FeedForward(16, 64, activation="gelu")
+ff = parts.yours_or_reference("4.2", FeedForward)(16, 64, activation="gelu")
 sentence = torch.randn(1, 5, 16)
 in_context = ff(sentence)[0, 3]
 alone = ff(sentence[:, 3:4])[0, 0]  # token 3 as a sentence of one
@@ -225,53 +262,83 @@ x.mul_(10)  # in place: changes the one tensor both names refer to
 print("after x.mul_(10):   x_residual =", x_residual.tolist())
 
 # %% [markdown]
-# ### Exercise 4.3: the block's forward pass (15 min)
+# ### Exercise 4.3: your `EncoderBlock` (20 min)
 #
-# Write `encoder_block_forward(block, x, mask=None)` for a block built by
-# `reference.EncoderBlock(d_model, num_heads, d_ff, dropout, activation, norm_first)`. It
-# has:
+# Write the class `EncoderBlock(d_model, num_heads, d_ff, dropout=0.0, activation="relu",
+# norm_first=False, eps=1e-5)`, an `nn.Module` assembled from your parts.
 #
-# - `block.self_attn(query, mask=mask)`: multi-head self-attention returning
-#   `(output, weights)`;
-# - `block.feed_forward(x)`; `block.norm1`, `block.norm2` (LayerNorms);
-#   `block.dropout1`, `block.dropout2`;
-# - `block.norm_first`: False for post-norm, True for pre-norm.
+# `__init__` creates, with exactly these names (the checker, and the loader below, copy
+# weights by name):
 #
-# `x` is `(batch, seq, d_model)`; `mask` is `None` or a bool mask, True = may attend,
-# broadcastable to `(batch, num_heads, seq, seq)`. Return the block's output, the same
-# shape as `x`. Handle both layouts: the attention sublayer with `norm1`, `dropout1`, then
-# the feed-forward sublayer (which reads the attention sublayer's result) with `norm2`,
-# `dropout2`.
+# - `self_attn = MultiHeadAttention(d_model, num_heads, dropout)`: your class from lesson
+#   03 (see the first code cell);
+# - `feed_forward = FeedForward(d_model, d_ff, dropout, activation)`: yours from 4.2;
+# - `norm1` and `norm2`, each `LayerNorm(d_model, eps)`: the wrapper around your 4.1;
+# - `dropout1` and `dropout2`, each `nn.Dropout(dropout)`;
+# - and keeps `norm_first`.
+#
+# `forward(x, mask=None)`: `x` is `(batch, seq, d_model)`; `mask` is `None` or a bool mask,
+# True = may attend, broadcastable to `(batch, num_heads, seq, seq)`, handed on to
+# `self_attn`. Return the block's output, the same shape as `x`. First the attention
+# sublayer (`self_attn(...)` returns `(output, weights)`: keep the output) with `norm1` and
+# `dropout1`, then the feed-forward sublayer, which reads the attention sublayer's result,
+# with `norm2` and `dropout2`; post-norm or pre-norm according to `norm_first`.
+#
+# The checker builds your block with several head counts and sizes, both layouts, a
+# larger `eps`, padding and causal masks, and in training mode, where it compares where
+# your dropouts strike. If you skipped 4.1 or 4.2, run `layer_norm =
+# parts.get("layer_norm").impl` or `FeedForward = parts.get("feed_forward").impl` first:
+# they give the course's versions.
 
 
 # %% tags=["exercise"]
-def encoder_block_forward(block, x, mask=None):
-    """One encoder block: attention, then feed-forward, each with dropout and a residual."""
-    ### BEGIN SOLUTION
-    if block.norm_first:
-        x = x + block.dropout1(block.self_attn(block.norm1(x), mask=mask)[0])
-        x = x + block.dropout2(block.feed_forward(block.norm2(x)))
-    else:
-        x = block.norm1(x + block.dropout1(block.self_attn(x, mask=mask)[0]))
-        x = block.norm2(x + block.dropout2(block.feed_forward(x)))
-    return x
-    ### END SOLUTION
+class EncoderBlock(nn.Module):
+    """Self-attention, then feed-forward, each with dropout, a residual and a LayerNorm."""
+
+    def __init__(
+        self, d_model, num_heads, d_ff, dropout=0.0, activation="relu", norm_first=False, eps=1e-5
+    ):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.norm_first = norm_first
+        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout)
+        self.feed_forward = FeedForward(d_model, d_ff, dropout, activation)
+        self.norm1 = LayerNorm(d_model, eps)
+        self.norm2 = LayerNorm(d_model, eps)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        ### END SOLUTION
+
+    def forward(self, x, mask=None):
+        ### BEGIN SOLUTION
+        if self.norm_first:
+            x = x + self.dropout1(self.self_attn(self.norm1(x), mask=mask)[0])
+            x = x + self.dropout2(self.feed_forward(self.norm2(x)))
+        else:
+            x = self.norm1(x + self.dropout1(self.self_attn(x, mask=mask)[0]))
+            x = self.norm2(x + self.dropout2(self.feed_forward(x)))
+        return x
+        ### END SOLUTION
 
 
 # %% tags=["check"]
-check("4.3", encoder_block_forward)
+check("4.3", EncoderBlock)
 
 # %% [markdown]
-# ### The same function as `nn.TransformerEncoderLayer`
+# ### Your block computes what `nn.TransformerEncoderLayer` computes
 #
-# `EncoderBlock.from_torch(layer)` builds a course block holding the weights of a
-# batch-first PyTorch layer (PyTorch stacks the three input projections in one
-# `in_proj_weight`; the copy splits it into `q_proj`, `k_proj`, `v_proj`). The two agree,
-# for both layouts and both activations, with a padding mask too. PyTorch's
+# PyTorch's layer has the same parts under nearly the same names; only its attention
+# keeps the three input projections stacked in one `in_proj_weight`, which the course's
+# `load_encoder_layer(block, layer)` splits exactly as your `load_from_torch` of lesson
+# 03 did. `torch_block_settings(layer)` reads the layer's sizes, so your block is built
+# to match. Below, PyTorch's layers get random norm weights and biases (their defaults,
+# 1 and 0, would hide a swapped or forgotten one), and your block must agree with each,
+# both layouts and both activations, with a padding mask too. PyTorch's
 # `src_key_padding_mask` means the opposite of ours (True = padding, may **not** be
 # attended), so we invert it in a named variable.
 
 # %% tags=["nbval-check-output"]
+Block = parts.yours_or_reference("4.3", EncoderBlock)  # says so if the check has not passed
 x = torch.randn(3, 6, 32)  # (batch, seq, d_model)
 keep = padding_mask(torch.tensor([6, 4, 2]), 6)  # (batch, seq): True at real tokens
 src_key_padding_mask = ~keep  # PyTorch's convention: True at padding
@@ -280,14 +347,18 @@ for norm_first in (False, True):
         layer = nn.TransformerEncoderLayer(
             32, 4, 64, activation=activation, norm_first=norm_first, batch_first=True
         ).eval()
-        block = reference.EncoderBlock.from_torch(layer).eval()
+        with torch.no_grad():
+            for norm in (layer.norm1, layer.norm2):
+                norm.weight.normal_(1.0, 0.3)
+                norm.bias.normal_(0.0, 0.3)
+        block = load_encoder_layer(Block(**torch_block_settings(layer)), layer).eval()
         same = torch.allclose(block(x), layer(x), atol=1e-5) and torch.allclose(
             block(x, mask=keep[:, None, None, :]),
             layer(x, src_key_padding_mask=src_key_padding_mask),
             atol=1e-5,
         )
         layout = "pre-norm " if norm_first else "post-norm"
-        print(f"{layout} {activation}: equal to PyTorch's layer, with and without mask: {same}")
+        print(f"{layout} {activation}: yours equals PyTorch's layer, with and without mask: {same}")
 
 # %% [markdown]
 # **Why must every sublayer return `(batch, seq, d_model)`?**
@@ -302,14 +373,17 @@ for norm_first in (False, True):
 # %% [markdown]
 # ## 5. Why residuals make deep stacks possible (10 min)
 #
-# Stack 24 freshly initialised blocks and push a batch of random "sentences" through, in
-# three versions: pre-norm with residuals, post-norm with residuals, and the same
-# sublayers chained **without** residuals. Two measurements per depth:
+# Stack 24 freshly initialised blocks of yours and push a batch of random "sentences"
+# through, in three versions: pre-norm with residuals (plus the final LayerNorm a pre-norm
+# stack needs, section 6), post-norm with residuals, and the same sublayers chained
+# **without** residuals. Per block we measure
 #
-# - how alike the tokens of a sentence have become (mean cosine similarity between
-#   different tokens: 0 for unrelated vectors, 1 when every token is the same vector);
-# - how large the gradient of a loss is with respect to each block's `q_proj` weight,
-#   the signal that would teach that block what to attend to.
+# - how much the tokens of a sentence still differ: the size of what is left of each
+#   token after subtracting the sentence's average token, relative to the tokens' size
+#   (1 for unrelated tokens, 0 when every token is the same vector, a matrix of rank one);
+# - how large the gradient of a loss is with respect to three of the block's weights:
+#   `q_proj` (what to attend to), `v_proj` (what to pass on) and the feed-forward's
+#   `linear2`.
 #
 # (About 5 seconds.)
 
@@ -318,85 +392,126 @@ set_seed(0)
 depth, d_model = 24, 64
 x = torch.randn(8, 12, d_model)  # (batch, seq, d_model)
 target = torch.randn(8, 12, d_model)  # something for a loss to pull towards
-similarity, gradient = {}, {}
+spread, gradients = {}, {}
 for name in ("pre-norm + residuals", "post-norm + residuals", "no residuals"):
     set_seed(1)  # the same initial weights for every version
-    blocks = [
-        reference.EncoderBlock(d_model, 4, 4 * d_model, norm_first=name.startswith("pre"))
-        for _ in range(depth)
-    ]
-    h, alike = x, []
+    pre = name.startswith("pre")
+    blocks = [Block(d_model, 4, 4 * d_model, norm_first=pre) for _ in range(depth)]
+    final_norm = nn.LayerNorm(d_model) if pre else nn.Identity()
+    h, left = x, []
     for block in blocks:
         if name == "no residuals":  # the same sublayers, each output replacing its input
             h = block.self_attn(block.norm1(h))[0]
             h = block.feed_forward(block.norm2(h))
         else:
             h = block(h)
-        unit = nn.functional.normalize(h, dim=-1)
-        cosine = unit @ unit.transpose(1, 2)  # (batch, seq, seq)
-        off_diagonal = ~torch.eye(12, dtype=torch.bool)
-        alike.append(cosine[:, off_diagonal].mean().item())
-    nn.functional.mse_loss(h, target).backward()
-    similarity[name] = alike
-    gradient[name] = [block.self_attn.q_proj.weight.grad.norm().item() for block in blocks]
+        differences = h - h.mean(dim=1, keepdim=True)  # each token minus the sentence's mean
+        left.append((differences.norm(dim=(1, 2)) / h.norm(dim=(1, 2))).mean().item())
+    nn.functional.mse_loss(final_norm(h), target).backward()
+    spread[name] = left
+    gradients[name] = {
+        "q_proj": [b.self_attn.q_proj.weight.grad.norm().item() for b in blocks],
+        "v_proj": [b.self_attn.v_proj.weight.grad.norm().item() for b in blocks],
+        "feed-forward linear2": [b.feed_forward.linear2.weight.grad.norm().item() for b in blocks],
+    }
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+fig, axes = plt.subplots(2, 2, figsize=(12, 8))
 layers = range(1, depth + 1)
 line_chart(
     layers,
-    similarity,
+    spread,
     xlabel="block",
-    ylabel="mean cosine similarity of tokens",
-    title="How alike the tokens become",
-    ax=axes[0],
-)
-line_chart(
-    layers,
-    gradient,
-    xlabel="block",
-    ylabel="gradient norm of q_proj.weight",
-    title="Gradient reaching each block",
+    ylabel="token differences left (relative)",
+    title="What dies without residuals: the tokens' differences",
     logy=True,
-    ax=axes[1],
+    ax=axes[0, 0],
 )
+for ax, weight in zip(axes.flat[1:], ("q_proj", "v_proj", "feed-forward linear2"), strict=True):
+    line_chart(
+        layers,
+        {name: by_weight[weight] for name, by_weight in gradients.items()},
+        xlabel="block",
+        ylabel=f"gradient norm of {weight}.weight",
+        title=f"Gradient reaching each block's {weight}",
+        logy=True,
+        ax=ax,
+    )
 plt.tight_layout()
 plt.show()
 
+# %%
+for name in spread:
+    q, v = gradients[name]["q_proj"], gradients[name]["v_proj"]
+    print(
+        f"{name:22s} differences left after block 4: {spread[name][3]:.1e}   "
+        f"gradient at block 12: q_proj {q[11]:.1e}, v_proj {v[11]:.1e}"
+    )
+
 # %% [markdown]
-# Without residuals, the tokens are nearly identical after the first block and exactly
-# alike from the second on, and the gradient reaching the attention layers falls by a
-# factor of about a million within three blocks. The
-# reason is the state of attention at initialisation: its scores are small, so each
-# query spreads its weight almost evenly and receives almost the **average** of the
-# values, the same vector for every token. Replace each token by that average and its
-# identity is gone; the blocks above can no longer tell tokens apart, and nothing they
-# attend to makes a difference to the loss. With residuals, each block *adds* its
-# average to the token instead of replacing it, the tokens stay distinct, and every block
-# receives a usable gradient. (Even with residuals the untrained tokens drift slowly
-# together with depth; training teaches attention to do something sharper than
-# averaging.)
+# Without residuals, the tokens' differences are gone within four blocks: what is left,
+# about $10^{-7}$, is float32 rounding. Every token of a sentence has become the
+# same vector (the token matrix has collapsed to rank one). The reason is the state of
+# attention at initialisation: its scores are small, so each query spreads its weight
+# almost evenly and receives almost the **average** of the values, the same vector for
+# every token, and the feed-forward network, which treats every token alike, cannot
+# separate identical tokens again.
+#
+# The gradients show what that costs. `v_proj` and `linear2` still receive healthy
+# gradients, because they still shape the one vector all tokens share, and the loss
+# depends on it. `q_proj` receives less than $10^{-7}$: it only decides how to weigh the
+# tokens against each other, and when all tokens are equal every weighting gives the
+# same result. What dies is not the gradient in general but the **token signal**: the
+# stack can no longer tell one token from another, so it cannot learn anything about
+# which token relates to which. With residuals, each block *adds* its average to the
+# token instead of replacing it, the tokens stay distinct (their differences shrink
+# slowly with depth, and training teaches attention to do something sharper than
+# averaging), and every weight in every block receives a gradient of a useful size.
 
 # %% [markdown]
 # ## 6. Post-norm or pre-norm, and stacking (5 min)
 #
-# In the right-hand plot, both residual stacks pass gradients to every block, but the
-# post-norm stack's are about ten times smaller, and its tokens grow alike faster: every
-# gradient on its way down passes through one LayerNorm per sublayer, while the pre-norm
-# stack keeps a path from output to input made only of additions. That straight path is why pre-norm stacks train stably
-# without the careful learning-rate warm-up the original post-norm transformer needed,
-# and why GPT-2 and most models since use it. The price: a pre-norm block never
-# normalises its own output, so a pre-norm stack ends with one extra LayerNorm.
-# `reference.Encoder` stacks blocks and adds that final norm when `norm_first=True`:
+# A pre-norm block never normalises its own output, so the residual stream grows from
+# block to block, and a pre-norm stack ends with one extra LayerNorm before whatever
+# reads it (the experiment above has it). With that norm, the two layouts give gradients
+# of a similar size at initialisation. What differs is their **shape** across the stack:
+# compare the gradient at the last block with the one at the first.
+
+# %% tags=["nbval-check-output"]
+for name in ("pre-norm + residuals", "post-norm + residuals"):
+    ratios = ", ".join(
+        f"{weight} {by_block[-1] / by_block[0]:.2f}×"
+        for weight, by_block in gradients[name].items()
+        if weight != "q_proj"
+    )
+    print(f"{name:22s} last block's gradient / first block's: {ratios}")
+
+# %% [markdown]
+# In the pre-norm stack the gradients are about the same size in every block, or smaller
+# near the output: each block's output reaches the loss through additions only, so the
+# gradient arrives at every block through the same straight path. In the post-norm stack
+# they **grow towards the output**: each gradient on its way down passes through one
+# LayerNorm per sublayer, which scales it down, so the blocks near the output get the
+# largest updates. This is why the original post-norm transformer needed learning-rate
+# **warm-up**, a few thousand steps of a small, rising learning rate: at full rate from
+# the first step, the top blocks' large updates destabilise training before the lower
+# blocks have learnt anything. Pre-norm stacks train stably without it, or with a short
+# one, which is why GPT-2 and most models since use them. (Post-norm's token differences
+# also shrink a little faster with depth: the top-left plot.)
+#
+# `reference.Encoder` stacks blocks and adds that final norm when `norm_first=True`; its
+# `block_factory` argument lets it stack **your** blocks:
 
 # %%
-stack = reference.Encoder(6, d_model=128, num_heads=4, d_ff=512, norm_first=True)
+stack = reference.Encoder(
+    6, d_model=128, num_heads=4, d_ff=512, norm_first=True, block_factory=Block
+)
 tokens = torch.randn(2, 10, 128)
 print("output:", tuple(stack(tokens).shape), "(the shape goes in, the same shape comes out)")
 print(f"parameters: {sum(p.numel() for p in stack.parameters()):,}")
-print("final norm:", type(stack.final_norm).__name__)
+print(f"blocks: {type(stack.layers[0]).__name__}, then {type(stack.final_norm).__name__}")
 
 # %% [markdown]
-# ## 7. What a decoder block adds (15 min)
+# ## 7. What a decoder block adds (10 min)
 #
 # The encoder reads a whole input at once. A **decoder** generates an output one token at a
 # time, and its block differs in two ways:
@@ -411,16 +526,9 @@ print("final norm:", type(stack.final_norm).__name__)
 # y ─► causal self-attention ─► add & norm ─► cross-attention to memory ─► add & norm ─► feed-forward ─► add & norm
 # ```
 #
-# That gives three families of models:
-#
-# | family | blocks | trained to | examples |
-# |---|---|---|---|
-# | encoder-only | encoder blocks | predict classes (cross-entropy on labels) or masked tokens | BERT (lesson 07), lesson 06's classifier |
-# | decoder-only | decoder blocks without cross-attention | predict the next token at every position | GPT |
-# | encoder-decoder | both, joined by cross-attention | predict the next target token given the source | the original translation model, T5 |
-#
-# In every case the loss is a cross-entropy: between predicted and true class, next
-# token, or masked token.
+# Encoder blocks, decoder blocks, or both joined by cross-attention: these make the three
+# families of transformer models, and lesson 07 sets them side by side in one table, with
+# what each is trained to predict.
 #
 # `reference.DecoderBlock` has exactly this structure. Two checks: changing the *future*
 # of a target sequence leaves the outputs at earlier positions untouched (causality), and
@@ -456,11 +564,17 @@ print("equal to nn.TransformerDecoderLayer:", torch.allclose(out, torch_out, ato
 #   inside the square root, then a learned scale and shift.
 # - The feed-forward network applies the same two linear maps (with ReLU or GELU between)
 #   to every token on its own.
-# - Residuals keep tokens distinct and gradients flowing through deep stacks; without
-#   them, near-uniform attention at initialisation erases every token's identity.
-# - Post-norm normalises after the residual add (the original); pre-norm before the
-#   sublayer (most models since), plus a final norm.
-# - Given the same weights, the course's block equals `nn.TransformerEncoderLayer`.
+# - Residuals keep tokens distinct through deep stacks; without them, near-uniform
+#   attention at initialisation makes every token the same vector (rank collapse), and
+#   nothing can be learnt about which token relates to which.
+# - Post-norm normalises after the residual add (the original) and its gradients grow
+#   towards the output, hence warm-up; pre-norm normalises before the sublayer (most
+#   models since) and needs a final norm at the top of the stack.
+# - Given the same weights, your block equals `nn.TransformerEncoderLayer`.
 # - Decoder blocks add causal self-attention and cross-attention to the encoder's output.
 #
-# Next, lesson 05 adds the one thing still missing: the order of the tokens.
+# Next, lesson 05 adds the one thing still missing: the order of the tokens. Your block is
+# kept for lessons 06 to 08; this table shows which of your parts they will use:
+
+# %%
+parts.show()

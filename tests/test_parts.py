@@ -289,3 +289,18 @@ def test_a_record_survives_a_kernel_restart_and_loads_in_another_notebook(record
     )
     assert "FeedForward yours" in second[0] and "equal: True" in second[0]
     assert "centre" not in second[0]  # the helper travelled with the part, silently
+
+
+def test_demos_use_your_code_once_its_check_passed_and_say_when_not(capsys):
+    assert parts.yours_or_reference("4.1", learner_layer_norm) is encoder.layer_norm
+    assert "4.1" in capsys.readouterr().out  # one line saying the course's stands in
+    check("4.1", learner_layer_norm)
+    capsys.readouterr()
+    assert parts.yours_or_reference("4.1", learner_layer_norm) is learner_layer_norm
+    assert capsys.readouterr().out == ""
+
+    def my_loader(mha, layer):  # 3.4 is not a kept part, but its demo still uses yours
+        return EXERCISES["3.4"].reference(mha, layer)
+
+    check("3.4", my_loader)
+    assert parts.yours_or_reference("3.4", my_loader) is my_loader
