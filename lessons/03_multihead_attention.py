@@ -3,7 +3,7 @@
 #
 # **Goal:** run several attentions side by side, split and merge heads without scrambling tokens, and show your layer computes exactly what `torch.nn.MultiheadAttention` computes.
 #
-# **Time:** about 70 minutes.
+# **Time:** about 75 minutes.
 #
 # Lesson 02 gave every query one softmax over the keys: one set of weights, one graph of
 # who looks at whom. This lesson runs several such attentions at once, each in its own

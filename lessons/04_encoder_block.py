@@ -223,7 +223,7 @@ alone = ff(sentence[:, 3:4])[0, 0]  # token 3 as a sentence of one
 print("token 3 alone = token 3 in its sentence:", torch.allclose(in_context, alone, atol=1e-6))
 
 # %% [markdown]
-# ## 4. Residual connections and the block's forward pass (20 min)
+# ## 4. Residual connections and your encoder block (25 min)
 #
 # A residual connection adds a sublayer's input to its output: $x + f(x)$. The sublayer
 # no longer has to reproduce everything worth keeping, only to compute a *change* to it;
