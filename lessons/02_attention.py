@@ -51,8 +51,9 @@ set_seed(0)
 # Why three maps and not the raw vectors? With raw vectors, the score of token $i$ for
 # token $j$ would be $x_i \cdot x_j$: symmetric, and usually largest for a token and itself
 # (only a longer vector pointing in a similar direction beats
-# $x_i \cdot x_i = \lVert x_i \rVert^2$). Separate query and key maps let "a verb looking for its subject" differ from "a subject looking for
-# its verb"; a separate value map lets what a token is *found by* differ from what it *says*.
+# $x_i \cdot x_i = \lVert x_i \rVert^2$). Separate query and key maps let "a verb
+# looking for its subject" differ from "a subject looking for its verb"; a separate value
+# map lets what a token is *found by* differ from what it *says*.
 #
 # In code, the three maps are three `nn.Linear` layers applied to a batch-first tensor
 # `(batch, seq, d_model)`. The linear layer acts on the last axis, so every token is
