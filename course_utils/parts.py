@@ -211,9 +211,11 @@ def record_check(exercise_id: str, submission: Any, outcome: str) -> None:
             _remember_code(name, submission)
     except Exception as error:  # the check's verdict must reach the learner whatever happens
         print(
-            f"(note: your {name} could not be kept for later lessons: "
-            f"{type(error).__name__}: {_first_line(error)})"
+            f"(note: your {name} could not be kept for later lessons, only this notebook "
+            f"uses it: {type(error).__name__}: {_first_line(error)})"
         )
+        if outcome == "passed":
+            _loaded[name] = Part(name, submission, "yours", "", exercise_id, _now())
 
 
 def _first_line(error: BaseException) -> str:
@@ -388,7 +390,14 @@ def keep_on_google_drive(folder: str = _DRIVE_FOLDER) -> Path | None:
         return None
     from google.colab import drive  # available in Colab only
 
-    drive.mount("/content/drive")  # Colab asks you to allow access
+    try:
+        drive.mount("/content/drive")  # Colab asks you to allow access
+    except Exception as error:  # declined or unavailable: the lesson goes on without Drive
+        print(
+            f"Google Drive was not mounted ({_first_line(error)}): your parts are kept for "
+            "this session only."
+        )
+        return None
     os.environ["COURSE_PARTS_DIR"] = folder
     Path(folder).mkdir(parents=True, exist_ok=True)
     _loaded.clear()

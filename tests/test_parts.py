@@ -304,3 +304,20 @@ def test_demos_use_your_code_once_its_check_passed_and_say_when_not(capsys):
 
     check("3.4", my_loader)
     assert parts.yours_or_reference("3.4", my_loader) is my_loader
+
+
+def test_a_part_that_cannot_be_kept_costs_one_line_not_the_check(capsys):
+    import threading
+
+    lock = threading.Lock()  # cannot be pickled, so neither can a function holding it
+
+    def locked_layer_norm(x, weight, bias, eps=1e-5):
+        with lock:
+            return learner_layer_norm(x, weight, bias, eps)
+
+    check("4.1", locked_layer_norm)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("✓ 4.1") and len(out) == 2 and "could not be kept" in out[1]
+    assert parts.get("layer_norm").impl is locked_layer_norm  # this session still uses it
+    parts._loaded.clear()  # after a restart: nothing was kept
+    assert parts.get("layer_norm").reason == "not attempted"
