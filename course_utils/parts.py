@@ -15,7 +15,7 @@ passed is replaced by the course's reference, and :func:`show` says which is whi
 part                       exercise  what it is
 =========================  ========  =====================================================
 ``attention``              2.1       ``scaled_dot_product_attention(query, key, value, mask)``
-``multi_head_attention``   3.3       ``MultiHeadAttention(d_model, num_heads)`` class
+``multi_head_attention``   3.3       ``MultiHeadAttention(d_model, num_heads, dropout)`` class
 ``layer_norm``             4.1       ``layer_norm(x, weight, bias, eps)``
 ``feed_forward``           4.2       ``FeedForward(d_model, d_ff, dropout, activation)`` class
 ``encoder_block``          4.3       ``EncoderBlock(d_model, num_heads, d_ff, ...)`` class
@@ -23,6 +23,11 @@ part                       exercise  what it is
 ``add_positional_encoding`` 5.2      ``add_positional_encoding(x, table)``
 ``pooling``                6.1       ``masked_mean_pool(hidden, mask)``
 =========================  ========  =====================================================
+
+In the notebook where a check passed, :func:`get` returns the very object you passed;
+after a restart, or in another notebook, the recorded copy. :func:`yours_or_reference`
+serves the demos that follow any exercise (kept part or not): your code once its check has
+passed, else the course's, saying so in one line.
 
 **How a part is kept.** Each part is serialised *by value* with ``cloudpickle``: the
 function's or class's code, and every global it uses that was defined in the notebook
@@ -290,6 +295,11 @@ def _load(name: str) -> Part:
         return _fallback(name, "check failed")
     if status == "broken":
         return _fallback(name, f"broke when used ({record.get('error', '')})")
+    written_by = tuple(record.get("python", ()))
+    if written_by != tuple(sys.version_info[:2]):  # code objects differ between versions
+        version = ".".join(map(str, written_by)) or "an unknown version"
+        _notice(name, f"it was recorded under Python {version}")
+        return _fallback(name, "could not be loaded")
     try:
         impl = pickle.loads(record["payload"])
     except Exception as error:  # a missing module, another Python version, a damaged payload

@@ -149,6 +149,18 @@ def test_an_unloadable_payload_gives_one_line_and_falls_back(record_folder, caps
     assert notice.count("\n") == 1 and "ModuleNotFoundError" in notice
 
 
+def test_a_record_from_another_python_falls_back(record_folder, capsys):
+    check("4.1", learner_layer_norm)
+    path = record_folder / "layer_norm.pkl"
+    record = pickle.loads(path.read_bytes())
+    record["python"] = (3, 1)
+    path.write_bytes(pickle.dumps(record))
+    parts._loaded.clear()
+    capsys.readouterr()
+    assert parts.get("layer_norm").reason == "could not be loaded"
+    assert "Python 3.1" in capsys.readouterr().out
+
+
 def test_course_parts_reference_forces_every_part_to_the_reference(monkeypatch):
     check("4.1", learner_layer_norm)
     monkeypatch.setenv("COURSE_PARTS", "reference")
