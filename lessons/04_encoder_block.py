@@ -240,8 +240,9 @@ print("token 3 alone = token 3 in its sentence:", torch.allclose(in_context, alo
 # A viewer suggested applying dropout before normalisation, so the norm is not undoing
 # it: in the post-norm layout that is exactly the order, dropout, add, norm. Dropping the
 # *sum* instead would punch holes in the residual path too. PyTorch's layer also drops
-# attention weights and the feed-forward's hidden layer; the course's block does the same,
-# so that in training mode the two agree wherever dropout strikes.
+# attention weights and the feed-forward's hidden layer, and so does your block: your
+# attention drops weights (lesson 03) and your feed-forward its hidden layer (4.2). The
+# 4.3 checker runs your block in training mode to see each dropout strike where it should.
 #
 # **Does `x_residual = x` need a `.clone()`?** Another viewer proposed writing
 # `x_residual = x.clone()` so that later changes to `x` cannot reach the saved copy. For
