@@ -27,6 +27,7 @@ import inspect
 import math
 import random
 import sys
+import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -206,7 +207,7 @@ def _describe_call(name: str, signature_of: Any, args: tuple, kwargs: dict) -> s
 
 
 def clone_inputs(value: Any) -> Any:
-    """A copy of a call's inputs sharing no memory with them (tensors cloned, modules copied)."""
+    """A copy of a call's inputs sharing no memory with them (tensors cloned, objects copied)."""
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
     if isinstance(value, nn.Module):
@@ -215,6 +216,13 @@ def clone_inputs(value: Any) -> Any:
         return type(value)(clone_inputs(v) for v in value)
     if isinstance(value, dict):
         return {k: clone_inputs(v) for k, v in value.items()}
+    if hasattr(value, "__dict__") and not isinstance(
+        value, (type, types.FunctionType, types.MethodType, types.ModuleType, functools.partial)
+    ):  # a tokenizer, say: a learner's add_tokens() must not reach the next check
+        try:
+            return copy.deepcopy(value)
+        except Exception:  # an object that cannot be copied is passed as it is
+            return value
     return value
 
 

@@ -34,6 +34,7 @@ __all__ = ["Report", "grade_notebook", "grade_notebooks", "main", "render_table"
 _CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](\d+\.\d+)["']""")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PASSED, NOT_ATTEMPTED, NOT_RUN = "passed", "not attempted", "not run"
+KERNEL_NAME = "course-grader"
 
 
 @dataclass
@@ -107,7 +108,7 @@ def _run_in_this_process(notebook_path: Path, workdir: Path, progress: Path) -> 
         notebook,
         timeout=None,  # the parent enforces the time limit for the whole notebook
         allow_errors=True,
-        kernel_name="python3",
+        kernel_name=KERNEL_NAME,
         resources={"metadata": {"path": str(workdir)}},
         on_cell_executed=save,
     )
@@ -129,7 +130,19 @@ def grade_notebook(notebook: Path, *, timeout: float = 600.0) -> Report:
         copy = workdir / notebook.name
         shutil.copyfile(notebook, copy)
         progress = results / "executed.ipynb"
-        env = {**os.environ, "COURSE_PARTS_DIR": str(parts), "PYTHONPATH": _package_root()}
+        # A kernel spec of our own: the kernel runs this Python (the course's environment),
+        # whatever "python3" kernel the instructor's Jupyter has installed.
+        spec = scratch_path / "jupyter" / "kernels" / KERNEL_NAME
+        spec.mkdir(parents=True)
+        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        kernel = {"argv": argv, "display_name": "course grader", "language": "python"}
+        (spec / "kernel.json").write_text(json.dumps(kernel), encoding="utf-8")
+        env = {
+            **os.environ,
+            "COURSE_PARTS_DIR": str(parts),
+            "PYTHONPATH": _package_root(),
+            "JUPYTER_PATH": str(scratch_path / "jupyter"),
+        }
         command = [sys.executable, "-m", "course_utils.grade", "--run-one", str(copy)]
         command += ["--workdir", str(workdir), "--progress", str(progress)]
         process = subprocess.Popen(

@@ -123,7 +123,8 @@ def test_table_and_csv(reports, tmp_path, capsys):
     assert sum(line.startswith(("ada ", "ben ", "cy ", "dee ", "eve ", "fay ")) for line in lines)
     path = tmp_path / "grades.csv"
     grade.write_csv(listed, path)
-    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    with path.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
     assert len(rows) == 12
     assert {r["verdict"] for r in rows if r["learner"] == "cy"} == {"not attempted"}
 
