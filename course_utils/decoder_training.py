@@ -2,7 +2,7 @@
 
 :func:`trained_decoder` is the one call the notebook makes: it returns the vocabulary, the
 held-out sentences, the unigram baseline and a :class:`~course_utils.decoder.DecoderLM`,
-training the model the first time (about two minutes on a laptop CPU) and loading it from
+training the model the first time (for 150 seconds, on any machine) and loading it from
 the course cache afterwards. Under ``COURSE_QUICK=1`` everything is tiny (seconds).
 """
 
@@ -295,7 +295,7 @@ def trained_decoder(
     """The lesson's language model: loaded from the course cache, or trained and saved there.
 
     The cache file is named by the configuration and by the model's parameter names and
-    shapes, so changed settings or differently built blocks never load stale weights.
+    shapes, so changed settings or blocks with other parameters never load unfitting weights.
     """
     from course_utils.download import cache_dir
 
