@@ -614,3 +614,27 @@ def test_encoder_stacks_any_block_factory():
     assert all(type(layer).__name__ == "EncoderBlock" for layer in stack.layers)
     assert isinstance(stack.final_norm, LayerNorm)
     assert stack(torch.randn(2, 3, 16)).shape == (2, 3, 16)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_dropout_strikes_where_pytorch_strikes(generator, norm_first):
+    """In training mode, with the same seeded masks, the block equals PyTorch's layer.
+
+    PyTorch drops attention weights inside a functional call, which cannot be seeded, so
+    attention dropout is 0 here; the three dropout modules are seeded pairwise.
+    """
+    from course_utils.checkers.modules import SeededDropout
+
+    layer = _torch_layer(norm_first, "relu", generator, dropout=0.3)
+    layer.self_attn.dropout = 0.0
+    block = EncoderBlock.from_torch(layer)
+    block.self_attn.dropout.p = 0.0
+    pairs = {"dropout": "feed_forward.dropout", "dropout1": "dropout1", "dropout2": "dropout2"}
+    for seed, (theirs, ours) in enumerate(pairs.items()):
+        setattr(layer, theirs, SeededDropout(0.3, seed))
+        owner, _, name = ours.rpartition(".")
+        setattr(block.get_submodule(owner), name, SeededDropout(0.3, seed))
+    layer.train(), block.train()
+    x = torch.randn(2, 5, 16, generator=generator)
+    torch.testing.assert_close(block(x), layer(x), atol=ATOL, rtol=0)
+    assert not torch.allclose(block(x), block.eval()(x))  # dropout did strike
