@@ -11,7 +11,7 @@
 # 1. attention is blind to order (10 min);
 # 2. the sinusoidal table, exercise 5.1 (15 min);
 # 3. adding it along the sequence axis, exercise 5.2 (10 min);
-# 4. positions break the symmetry (5 min);
+# 4. positions break the symmetry (10 min);
 # 5. what the table encodes: dot products and distance (10 min);
 # 6. learned position embeddings, the alternative (5 min).
 #
@@ -208,7 +208,7 @@ out_swapped, _ = attention(swapped)
 print("with the bug, sentence 0 depends on its slot:", not torch.allclose(out_swapped[1], out[0]))
 
 # %% [markdown]
-# ## 4. Positions break the symmetry (5 min)
+# ## 4. Positions break the symmetry (10 min)
 #
 # Now the right way. After adding the encodings along the sequence axis, a shuffled
 # sentence is a genuinely different input: the outputs are no longer a shuffle of the
