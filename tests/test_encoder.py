@@ -11,7 +11,13 @@ import torch
 from torch import nn
 
 from course_utils import encoder as encoder_module
-from course_utils.attention import MultiHeadAttention, padding_mask
+from course_utils.attention import (
+    MultiHeadAttention,
+    merge_heads,
+    padding_mask,
+    scaled_dot_product_attention,
+    split_heads,
+)
 from course_utils.checking import CheckFailed
 from course_utils.encoder import (
     DecoderBlock,
@@ -357,6 +363,20 @@ FEED_FORWARD_VALID = [
 ]
 
 
+class _AttentionKeepsAllWeights(MultiHeadAttention):
+    """A learner's attention that builds self.dropout but never applies it."""
+
+    def forward(self, query, key=None, value=None, mask=None):
+        key = query if key is None else key
+        value = key if value is None else value
+        q, k, v = (
+            split_heads(proj(t), self.num_heads)
+            for proj, t in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value))
+        )
+        heads, weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.out_proj(merge_heads(heads)), weights
+
+
 def _block_variant(name, forward=None, **init_changes):
     """A learner-style EncoderBlock built from the course's parts, with one change."""
 
@@ -375,6 +395,8 @@ def _block_variant(name, forward=None, **init_changes):
             self.norm_first = norm_first
             attention_dropout = init_changes.get("attention_dropout", dropout)
             self.self_attn = MultiHeadAttention(d_model, num_heads, attention_dropout)
+            if init_changes.get("attention_class"):  # an attention that never drops weights
+                self.self_attn = _AttentionKeepsAllWeights(d_model, num_heads, dropout)
             self.feed_forward = FeedForward(d_model, d_ff, dropout, activation)
             norm_eps = init_changes.get("eps", eps)
             self.norm1, self.norm2 = LayerNorm(d_model, norm_eps), LayerNorm(d_model, norm_eps)
@@ -521,6 +543,7 @@ BLOCK_WRONG = {
         "attention without dropout", attention_dropout=0.0
     ),
     "out of training mode": _block_variant("eval inside", _eval_inside),
+    "never drops any weights": _block_variant("attention ignores dropout", attention_class=True),
     "in place": _block_variant("x += ...", _in_place_residual),
     "norm1 for both": _block_variant("one norm", _one_norm),
 }

@@ -443,12 +443,27 @@ class _CrashFeedForward(encoder.FeedForward):
 # 4.3 EncoderBlock -----------------------------------------------------------------------------
 
 
+class _UndroppedAttention(attention.MultiHeadAttention):
+    """Multi-head attention that builds its dropout but never applies it."""
+
+    def forward(self, query, key=None, value=None, mask=None):
+        key = query if key is None else key
+        value = key if value is None else value
+        q, k, v = (
+            attention.split_heads(proj(t), self.num_heads)
+            for proj, t in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value))
+        )
+        heads, weights = self.attention(q, k, v, mask)
+        return self.out_proj(attention.merge_heads(heads)), weights
+
+
 class _FlawedBlock(encoder.EncoderBlock):
     """An encoder block with one classic mistake switched on by a class attribute."""
 
     skip: tuple = ()
     after_norm = ff_reads_input = residual_from_normed = False
     use_mask, invert_mask, fixed_eps, one_norm = True, False, False, False
+    attention_dropout = True
     dropouts = ("dropout1", "dropout2")
     dropout_at = "sublayer"
     norm_style = "as asked"  # or "always post", "always pre"
@@ -457,6 +472,8 @@ class _FlawedBlock(encoder.EncoderBlock):
         if self.fixed_eps:
             kwargs["eps"] = 1e-5
         super().__init__(d_model, num_heads, d_ff, dropout, activation, **kwargs)
+        if not self.attention_dropout:
+            self.self_attn = _UndroppedAttention(d_model, num_heads, dropout)
 
     def _step(self, x, norm, drop, sublayer, name, source):
         drop = drop if f"dropout{1 if name == 'attention' else 2}" in self.dropouts else None
@@ -576,6 +593,13 @@ BLOCK_MISTAKES = (
         "in training mode your feed-forward sublayer is never dropped: apply self.dropout2 "
         "to the feed-forward output before adding the residual.",
         dropouts=("dropout1",),
+    ),
+    _flawed_block(
+        "attention weights never dropped",
+        "in training mode your attention never drops any weights: your MultiHeadAttention "
+        "(lesson 03) needs self.dropout = nn.Dropout(dropout), applied as "
+        "self.dropout(weights) @ v.",
+        attention_dropout=False,
     ),
     _flawed_block(
         "dropout after the residual sum",
