@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from functools import partial
 
 __all__ = ["SUBCOMMANDS", "main", "run_crows_pairs", "run_yelp", "run_yelp_step"]
 
@@ -37,6 +38,9 @@ def _add_yelp_arguments(parser: argparse.ArgumentParser) -> None:
         f"{os.pathsep!r} (default: COURSE_YELP_UNLABELLED, see classifier_data)",
     )
     parser.add_argument("--seeds", type=int, default=1, help="train this many seeds: 0, 1, ...")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="train this many seeds at once (one thread each)"
+    )
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     parser.add_argument("--pretrain-steps", type=int, help="override the recipe's pretraining")
     parser.add_argument("--train-size", type=int, help="use only this many training reviews")
@@ -72,6 +76,75 @@ def _yelp_splits(args: argparse.Namespace):
     return train, valid, test
 
 
+def _yelp_seed(
+    seed: int,
+    *,
+    recipe,
+    vocab_size: int,
+    mask_id: int,
+    encoded: dict,
+    labels: dict,
+    chunks: list,
+    parts: str,
+    device: str,
+    threads: int | None,
+) -> dict:
+    """Pretrain, fine-tune and test one seed of the lesson-06 transformer; return its figures."""
+    import time
+
+    import torch
+
+    from course_utils.classifier import build_classifier, count_parameters
+    from course_utils.classifier_metrics import classification_scores
+    from course_utils.classifier_pretraining import pretrain_encoder
+    from course_utils.classifier_training import evaluate, train_classifier
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    seeded = replace(recipe, seed=seed)
+    torch.manual_seed(seed)
+    model = build_classifier(
+        vocab_size,
+        labels["train"],
+        max(recipe.max_len, recipe.pretrain_len),
+        parts=parts,
+        **seeded.model_sizes(),
+    )
+    cpu_start = time.process_time()
+    pretrain_seconds = 0.0
+    if seeded.pretrain_steps > 0 or seeded.word2vec_epochs > 0:
+        pretrain_seconds = pretrain_encoder(
+            model,
+            chunks,
+            seeded.pretrain_settings(),
+            mask_id=mask_id,
+            device=device,
+            progress=False,
+        ).seconds
+    history = train_classifier(
+        model,
+        (encoded["train"], labels["train"]),
+        (encoded["valid"], labels["valid"]),
+        seeded,
+        device,
+        progress=False,
+    )
+    cpu_seconds = time.process_time() - cpu_start
+    _, predictions = evaluate(model, encoded["test"], labels["test"], device)
+    scores = classification_scores(labels["test"], predictions)
+    return {
+        "seed": seed,
+        "test_accuracy": round(scores["accuracy"], 4),
+        "test_macro_f1": round(scores["macro_f1"], 4),
+        "valid_accuracy_per_epoch": [round(a, 4) for a in history.valid_accuracy],
+        "pretrain_seconds": round(pretrain_seconds, 1),
+        "finetune_seconds": round(history.seconds, 1),
+        "train_cpu_seconds": round(cpu_seconds, 1),
+        "threads": torch.get_num_threads(),
+        "parameters": count_parameters(model),
+    }
+
+
 def run_yelp(args: argparse.Namespace) -> dict:
     """Pretrain and fine-tune the transformer for each seed; score it and both baselines on test.
 
@@ -82,16 +155,15 @@ def run_yelp(args: argparse.Namespace) -> dict:
 
     import torch
 
-    from course_utils.classifier import build_classifier, count_parameters
     from course_utils.classifier_data import unlabelled_reviews
     from course_utils.classifier_metrics import (
         classification_scores,
         majority_baseline,
         tfidf_baseline,
     )
-    from course_utils.classifier_pretraining import mask_token_id, pretrain_encoder, windows
+    from course_utils.classifier_pretraining import mask_token_id, windows
     from course_utils.classifier_tokenizer import encode_reviews, train_tokenizer
-    from course_utils.classifier_training import default_recipe, evaluate, train_classifier
+    from course_utils.classifier_training import default_recipe
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -111,53 +183,37 @@ def run_yelp(args: argparse.Namespace) -> dict:
     tokenizer = train_tokenizer(corpus, recipe.vocab_size)
     tokenizer_seconds = time.perf_counter() - start
     cls = recipe.pooling == "cls"
+    splits = {"train": train, "valid": valid, "test": test}
     encoded = {
         name: encode_reviews(tokenizer, frame["text"], recipe.max_len, cls=cls)
-        for name, frame in (("train", train), ("valid", valid), ("test", test))
+        for name, frame in splits.items()
     }
     chunks = windows((e.ids for e in tokenizer.encode_batch(corpus)), recipe.pretrain_len)
-    runs = []
-    for seed in range(args.seeds):
-        seeded = replace(recipe, seed=seed)
-        torch.manual_seed(seed)
-        model = build_classifier(
-            tokenizer.get_vocab_size(),
-            train["label"],
-            max(recipe.max_len, recipe.pretrain_len),
-            parts=args.parts,
-            **seeded.model_sizes(),
-        )
-        pretrain_seconds = 0.0
-        if seeded.pretrain_steps > 0:
-            pretrained = pretrain_encoder(
-                model,
-                chunks,
-                seeded.pretrain_settings(),
-                mask_id=mask_token_id(tokenizer),
-                device=device,
-                progress=False,
-            )
-            pretrain_seconds = pretrained.seconds
-        history = train_classifier(
-            model,
-            (encoded["train"], train["label"].tolist()),
-            (encoded["valid"], valid["label"].tolist()),
-            seeded,
-            device,
-            progress=False,
-        )
-        _, predictions = evaluate(model, encoded["test"], test["label"].tolist(), device)
-        scores = classification_scores(test["label"], predictions)
-        runs.append(
-            {
-                "seed": seed,
-                "test_accuracy": round(scores["accuracy"], 4),
-                "test_macro_f1": round(scores["macro_f1"], 4),
-                "valid_accuracy_per_epoch": [round(a, 4) for a in history.valid_accuracy],
-                "pretrain_seconds": round(pretrain_seconds, 1),
-                "finetune_seconds": round(history.seconds, 1),
-            }
-        )
+    job = partial(
+        _yelp_seed,
+        recipe=recipe,
+        vocab_size=tokenizer.get_vocab_size(),
+        mask_id=mask_token_id(tokenizer),
+        encoded=encoded,
+        labels={name: frame["label"].tolist() for name, frame in splits.items()},
+        chunks=chunks,
+        parts=args.parts,
+        device=str(device),
+        threads=args.threads,
+    )
+    if args.jobs > 1:  # seeds are independent: one process each, one thread per process
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        job = partial(job, threads=1)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(args.jobs, args.seeds), mp_context=context) as pool:
+            runs = list(pool.map(job, range(args.seeds)))
+    else:
+        runs = [job(seed) for seed in range(args.seeds)]
+    parameters = runs[0].pop("parameters")
+    for run in runs[1:]:
+        run.pop("parameters")
     baselines = {}
     for name, weights in (("tfidf", None), ("tfidf_balanced", "balanced")):
         fitted = tfidf_baseline(train["text"], train["label"], test["text"], class_weight=weights)
@@ -190,7 +246,7 @@ def run_yelp(args: argparse.Namespace) -> dict:
             [run["pretrain_seconds"] + run["finetune_seconds"] for run in runs]
         ),
         "tokenizer_seconds": round(tokenizer_seconds, 1),
-        "parameters": count_parameters(model),
+        "parameters": parameters,
         "recipe": asdict(recipe),
         "device": str(device),
         "threads": torch.get_num_threads(),

@@ -366,8 +366,12 @@ print(f"largest logit change, without any mask: {(unmasked - alone).abs().max().
 # token an equal say. With little data and a single encoder layer, the mean is usually
 # the safer choice (the `[CLS]` vector is only as good as the attention that fills it).
 # To try `[CLS]` after the lesson: the recipe is frozen (a saved model must not change
-# under you), so make a changed copy, `recipe = dataclasses.replace(recipe,
-# pooling="cls")`, encode with `encode_reviews(..., cls=True)`, and train again.
+# under you, so `recipe.pooling = "cls"` raises `FrozenInstanceError`). Make a changed
+# copy instead, as below, encode with `encode_reviews(..., cls=True)`, and train again.
+
+# %%
+cls_recipe = dataclasses.replace(recipe, pooling="cls")  # a copy; `recipe` is unchanged
+print(f"recipe.pooling = {recipe.pooling!r}, cls_recipe.pooling = {cls_recipe.pooling!r}")
 
 # %% [markdown]
 # ## 4. What the loss is (5 min)
@@ -393,12 +397,18 @@ print(f"largest logit change, without any mask: {(unmasked - alone).abs().max().
 # answer, and the reason transformers took over, is **pretraining**: first learn from text
 # without labels, which is plentiful, then **fine-tune** on the labelled task.
 #
-# The pretraining task is masked language modelling (lesson 07 looks at it in detail):
-# hide 15% of the tokens of a review (most become `[MASK]`) and train the model to guess
-# them. To guess "the pasta was [MASK], we will be back", the model must learn what
-# words mean and how they go together, which is what the classifier needs. The guesses
-# come from a small extra layer on top of the encoder whose output weights are the
-# embedding matrix itself; it is thrown away after pretraining.
+# Pretraining here has two steps, both about guessing words from their neighbours:
+#
+# 1. **Word2Vec** (lesson 01) gives the embedding its starting vectors. The embedding
+#    holds almost all of the model's numbers (`vocab_size × d_model`), and Word2Vec,
+#    written in optimised C, learns them from many more words per second than our model could.
+# 2. **Masked language modelling** (lesson 07 looks at it in detail) then trains the
+#    embedding and the encoder together: hide 15% of the tokens of a review (most become
+#    `[MASK]`) and train the model to guess them. To guess "the pasta was [MASK], we will
+#    be back", the model must learn what words mean and how they go together in context,
+#    which is what the classifier needs. The guesses come from a small extra layer on top
+#    of the encoder whose output weights are the embedding matrix itself; it is thrown
+#    away after pretraining.
 #
 # The unlabelled text is the training reviews plus more reviews from the same source
 # (online: another sample of Yelp's training split; offline: the files in
@@ -406,9 +416,10 @@ print(f"largest logit change, without any mask: {(unmasked - alone).abs().max().
 # short windows are cheap, and guessing a word needs little context. Dropout stays off
 # during pretraining: each window is seen about once, so there is nothing to over-fit.
 #
-# Run the next cell and watch the loss. It starts near $\log(\text{vocabulary size})$, a
-# uniform guess, and falls as the model learns which words fit where. The result is
-# saved in the cache, so running the notebook again loads it in a second.
+# Run the next cell and watch the masked-token loss. A uniform guess over the vocabulary
+# would score $\log(\text{vocabulary size})$; it falls as the model learns which words
+# fit where. The result is saved in the cache, so running the notebook again loads it in a
+# second.
 
 # %%
 pretraining_windows = windows(

@@ -29,15 +29,10 @@ from course_utils.classifier_pretraining import (
     pretrain_encoder,
     pretrain_or_load,
     windows,
-)
-from course_utils.classifier_tokenizer import encode_reviews, train_tokenizer
-from course_utils.classifier_training import (
-    Recipe,
-    evaluate,
-    train_classifier,
-    train_or_load,
     word2vec_init,
 )
+from course_utils.classifier_tokenizer import encode_reviews, train_tokenizer
+from course_utils.classifier_training import Recipe, evaluate, train_classifier, train_or_load
 from course_utils.plots import confusion_heatmap, training_curves
 from course_utils.training import length_batches, warmup_then_decay
 
@@ -340,7 +335,7 @@ def test_pretraining_lowers_the_masked_token_loss_and_leaves_the_head_alone(data
     assert last < first - 1.0
     torch.testing.assert_close(model.head.weight, head_before)
     with pytest.raises(ValueError, match="steps"):
-        pretrain_encoder(model, chunks, replace(settings, steps=0), mask_id=3)
+        pretrain_encoder(model, chunks, replace(settings, steps=-1), mask_id=3)
 
 
 @pytest.mark.slow
