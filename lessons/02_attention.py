@@ -3,7 +3,7 @@
 #
 # **Goal:** write scaled dot-product attention with padding and causal masks, and see why each part of the formula is there.
 #
-# **Time:** about 75 minutes.
+# **Time:** about 80 minutes.
 #
 # In lesson 01 a single query word looked at a handful of key words, scored each by a dot
 # product and turned the scores into weights with a softmax. This lesson turns that idea
@@ -67,24 +67,7 @@ q_proj = nn.Linear(d_model, d_model)
 k_proj = nn.Linear(d_model, d_model)
 v_proj = nn.Linear(d_model, d_model)
 query, key, value = q_proj(tokens), k_proj(tokens), v_proj(tokens)
-print(
-    "tokens",
-    tuple(tokens.shape),
-    "→ query",
-    tuple(query.shape),
-    "key",
-    tuple(key.shape),
-    "value",
-    tuple(value.shape),
-)
-
-# %% [markdown]
-# **Attention versus a recurrent network.** An RNN reads a sentence one token at a time:
-# token 50 waits for tokens 1–49, and what token 1 said reaches token 50 only after 49
-# squeezes through a fixed-size state. Attention connects every pair of tokens directly,
-# and computes all of them at once as matrix products, which is exactly what GPUs (and
-# vectorised CPU code) are fast at. The price is section 6: the number of pairs grows with
-# the square of the length.
+print(f"tokens {tuple(tokens.shape)} → query, key and value {tuple(query.shape)} each")
 
 # %% [markdown]
 # ## 2. Attention as two matrix products (10 min)
@@ -105,10 +88,13 @@ print(
 # several heads, the same formula applies to the last two axes and everything in front of
 # them just comes along: `(batch, seq_q, d_k) @ (batch, d_k, seq_k)` is a batch of matrix
 # products. That is why the transpose must swap the **last two** axes,
-# `key.transpose(-2, -1)`, rather than `key.T`, which would reverse all of them.
+# `key.transpose(-2, -1)`, rather than `key.T`, which would reverse all of them (and
+# which PyTorch deprecates for tensors that are not 2-D).
 #
 # Queries and keys must share their size $d_k$ (they meet in a dot product); the values
-# may have another size $d_v$, which is then the size of the output.
+# may have another size $d_v$, which is then the size of the output. ($d_k$ and $d_v$
+# are the paper's names; from lesson 03 on, where each head has its own small queries,
+# keys and values, both are `d_head`.)
 
 # %% [markdown]
 # ## 3. Why divide by √d? (10 min)
@@ -205,8 +191,17 @@ print(
 # a softmax of that is 0/0 = NaN. This can happen legitimately. When a model generates
 # text for a batch of prompts, the short prompts are padded on the *left*; with a causal
 # mask, a padding position at the start sees only earlier padding, so every key is masked.
-# Libraries then give such rows some harmless weights or zero their outputs, which are
-# ignored anyway. Anywhere else a fully masked row is a bug, and NaN makes it loud.
+# Libraries then give such rows a harmless output, which is ignored anyway: recent
+# versions of PyTorch's `F.scaled_dot_product_attention` return zeros there (older ones
+# returned NaN). Anywhere else a fully masked row is a bug, and NaN makes it loud.
+
+# %%
+row = torch.full((4,), float("-inf"))  # one query's scores, every key masked
+print("softmax of a fully masked row:", row.softmax(dim=-1).tolist())
+q = torch.randn(1, 2, 4)  # (batch, seq, d_k)
+nobody_first = torch.tensor([[False, False], [True, True]])  # query 0 may attend to no key
+out = F.scaled_dot_product_attention(q, q, q, attn_mask=nobody_first)
+print(f"PyTorch {torch.__version__}, output of that query:", out[0, 0].tolist())
 
 # %% [markdown]
 # ## 5. Exercises (25 min)
@@ -301,11 +296,16 @@ def padding_mask(lengths, seq):
 check("2.3", padding_mask)
 
 # %% [markdown]
-# **Why `[None, :]` and `[:, None]`?**
+# **Think: `torch.arange(seq) < lengths` looks like the whole answer. For `lengths` of
+# shape `(2,)` and `seq = 6` it raises an error; for `seq = 2` it runs and is wrong. Why,
+# and what shapes make the comparison produce `(batch, seq)`?**
 
 # %% [markdown] tags=["solution"]
-# **Answer.** `torch.arange(seq)[None, :]` has shape `(1, seq)` and
-# `lengths[:, None]` has shape `(batch, 1)`; comparing them broadcasts to `(batch, seq)`,
+# **Answer.** Broadcasting lines shapes up from the right, so `(seq,)` is compared with
+# `(batch,)` element by element: 6 against 2 does not broadcast, and 2 against 2 compares
+# position `b` with `lengths[b]`, giving a `(batch,)` result. Give the positions a row
+# axis and the lengths a column axis: `torch.arange(seq)[None, :]` is `(1, seq)`,
+# `lengths[:, None]` is `(batch, 1)`, and their comparison broadcasts to `(batch, seq)`,
 # entry `(b, p)` being `p < lengths[b]`.
 
 # %% [markdown]
@@ -352,8 +352,8 @@ plt.show()
 # Read a row: it is one word's attention over the sentence. Related content words find
 # each other ("man" looks at "arrested", "police" at "arrested" and "near"), and the three
 # copies of "the" look at one another, since identical words have identical vectors.
-# Nothing here was trained for attention: it comes
-# from word vectors alone. Learned $W_Q$ and $W_K$ will do much better in lesson 06.
+# Nothing here was trained for attention: it comes from word vectors alone. Lesson 06
+# trains $W_Q$ and $W_K$ on a task and shows what the trained heads attend to.
 
 # %% [markdown]
 # **Think: why is the heatmap not symmetric, although $Q = K$?**
@@ -367,7 +367,9 @@ plt.show()
 # %% [markdown]
 # ## 7. The cost grows with the square of the length (5 min)
 #
-# The score matrix has one entry per query–key pair: `seq × seq`. Doubling the sentence
+# Lesson 01 ended on the advantage of attention over a recurrent network: every pair of
+# tokens is scored directly, all pairs at once. Here is the price. The score matrix has
+# one entry per query–key pair: `seq × seq`. Doubling the sentence
 # quadruples the scores to compute and to store. The cell below times one self-attention
 # call (one sentence, one head, $d_k = 64$) for lengths from 256 to 2,048 tokens, in
 # a few seconds. Timing on a busy computer needs care, so it runs one warm-up call
@@ -388,8 +390,9 @@ plt.show()
 # %% [markdown]
 # On log–log axes a power law $c \cdot seq^k$ is a straight line of slope $k$. The fitted
 # slopes in the legends are close to 2: time and memory grow like seq². (Memory is
-# exactly quadratic by construction; the measured time wobbles a little, because the
-# processor's caches serve short sequences better than long ones.) At 2,048 tokens one
+# exactly quadratic by construction. The measured time wobbles a little, most likely
+# because of the processor's caches: a 256 × 256 matrix of floats, 256 KB, fits in them,
+# a 2,048 × 2,048 one, 16 MB, mostly does not.) At 2,048 tokens one
 # head of one sentence already holds 34 MB of scores and weights, and training keeps
 # such a weight matrix for every head, layer and sentence of the batch until the backward
 # pass. That is
