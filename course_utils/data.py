@@ -172,7 +172,7 @@ def brown_sentences(
         print(
             "NOTICE: the Brown corpus is not available, so this notebook uses gensim's small "
             "Lee news corpus instead; its numbers will differ from the solution notebook.\n"
-            f"(Why: {str(error).splitlines()[0]} See the error of brown_corpus() for the fix.)"
+            f"Why, and how to get Brown back:\n{error}"
         )
         return lee_sentences()
     result = []
