@@ -395,7 +395,10 @@ def call_learner(
     try:
         # The learner's warnings are shown, never turned into errors by the caller's filters.
         with log, warnings.catch_warnings():
-            warnings.simplefilter("default")
+            warnings.filters[:] = [
+                ("default", *rule[1:]) if rule[0] == "error" else rule for rule in warnings.filters
+            ]
+            warnings.filterwarnings("default", append=True)  # also refreshes the filter cache
             output = function(*given_args, **given_kwargs)
     except NotImplementedError:
         raise
