@@ -188,12 +188,17 @@ def describe_value(value: Any) -> str:
         and all(isinstance(v, torch.Tensor) for v in value)
     ):
         return "(" + ", ".join(describe_value(v) for v in value) + ")"
-    if isinstance(value, (nn.Module, type)) or callable(value):
-        return f"a {type(value).__name__}" if not isinstance(value, type) else value.__name__
-    text = repr(value)
-    if "\n" in text or len(text) > 60:
-        return f"a {type(value).__name__}"
+    if isinstance(value, type):
+        return value.__name__
+    text = "" if isinstance(value, nn.Module) or callable(value) else repr(value)
+    if not text or "\n" in text or len(text) > 60:
+        return f"a {_public_name(type(value))}"
     return text
+
+
+def _public_name(cls: type) -> str:
+    """The name of the first class in ``cls``'s ancestry that is not private (``_Checked…``)."""
+    return next((c.__name__ for c in cls.__mro__ if not c.__name__.startswith("_")), cls.__name__)
 
 
 def _describe_call(name: str, signature_of: Any, args: tuple, kwargs: dict) -> str:

@@ -268,3 +268,19 @@ def test_stub_and_crash_tracebacks_show_only_learner_frames():
         text = captured.stdout + captured.stderr
         assert "split_heads" in text and ("NotImplementedError" in text) == (kind == "stub")
         assert "checking.py" not in text and "exercises.py" not in text, text
+
+
+def test_a_single_list_is_not_called_several_values():
+    message = verdict_of("1.1", lambda a, b: [float(x) for x in (a * b).sum(-1).reshape(-1)])
+    assert "should be a torch.Tensor; you returned a list" in message
+
+
+def test_crash_note_names_each_argument_by_type_on_one_line():
+    def broken(model, input_ids):
+        return model.head(input_ids)  # ids are (batch, seq) integers, not vectors
+
+    with pytest.raises(RuntimeError) as crash:
+        check("6.2", broken)
+    (note,) = [n for n in crash.value.__notes__ if "inside your code" in n]
+    assert "model=a TransformerClassifier" in note and "input_ids=tensor of shape" in note
+    assert "\n" not in note
