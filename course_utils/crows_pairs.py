@@ -325,8 +325,9 @@ def crows_pairs_scores(
     ``batch_tokens`` tokens, copies of one length together (so nothing is padded), under
     ``torch.inference_mode``; the prediction head runs at the masked positions only.
     ``precision="bfloat16"`` runs the model in bfloat16 (about twice as fast on CPUs with
-    AVX-512 BF16 or AMX, and on recent GPUs), which moves the scores slightly: see
-    :data:`BFLOAT16_EFFECT`.
+    AVX-512 BF16 or AMX, and on recent GPUs), which moves the scores slightly;
+    ``python -m course_utils.bench crows-pairs --implementations float32,bfloat16`` says
+    by how much (pairs whose score changed, largest change, preferences flipped).
     """
     prepared = _prepare(tokenizer, pairs)
     sentences = [p[side] for p in prepared for side in ("more", "less")]
