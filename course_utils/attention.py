@@ -12,6 +12,7 @@ import inspect
 import math
 import time
 from collections.abc import Callable
+from typing import TypeVar, cast
 
 import torch
 from torch import nn
@@ -268,7 +269,10 @@ class MultiHeadAttention(nn.Module):
         return load_from_torch(copy, layer).to(layer.out_proj.weight.device)
 
 
-def load_from_torch(mha: nn.Module, layer: nn.MultiheadAttention) -> nn.Module:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def load_from_torch(mha: ModuleT, layer: nn.MultiheadAttention) -> ModuleT:
     """Copy ``layer``'s weights into ``mha`` (a module with ``q_proj`` ... ``out_proj``); return it.
 
     ``layer.in_proj_weight`` stacks the three input projections, rows ``[q; k; v]``, each
@@ -285,12 +289,13 @@ def load_from_torch(mha: nn.Module, layer: nn.MultiheadAttention) -> nn.Module:
     q_w, k_w, v_w = layer.in_proj_weight.detach().chunk(3)  # each (d_model, d_model)
     q_b, k_b, v_b = layer.in_proj_bias.detach().chunk(3)
     with torch.no_grad():
-        for proj, weight, bias in (
-            (mha.q_proj, q_w, q_b),
-            (mha.k_proj, k_w, k_b),
-            (mha.v_proj, v_w, v_b),
-            (mha.out_proj, layer.out_proj.weight, layer.out_proj.bias),
+        for name, weight, bias in (
+            ("q_proj", q_w, q_b),
+            ("k_proj", k_w, k_b),
+            ("v_proj", v_w, v_b),
+            ("out_proj", layer.out_proj.weight, layer.out_proj.bias),
         ):
+            proj = cast(nn.Linear, mha.get_submodule(name))
             proj.weight.copy_(weight)
             proj.bias.copy_(bias)
     return mha

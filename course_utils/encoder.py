@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from course_utils.attention import MultiHeadAttention, causal_mask, load_from_torch
+from course_utils.attention import ModuleT, MultiHeadAttention, causal_mask, load_from_torch
 
 __all__ = [
     "DecoderBlock",
@@ -199,7 +199,7 @@ def torch_block_settings(layer: nn.Module) -> dict:
     }
 
 
-def load_encoder_layer(block: nn.Module, layer: nn.TransformerEncoderLayer) -> nn.Module:
+def load_encoder_layer(block: ModuleT, layer: nn.TransformerEncoderLayer) -> ModuleT:
     """Copy a PyTorch encoder layer's weights into ``block`` (the course's layout); return it.
 
     ``block`` needs ``self_attn`` (with ``q_proj`` ... ``out_proj``), ``feed_forward``
@@ -208,7 +208,7 @@ def load_encoder_layer(block: nn.Module, layer: nn.TransformerEncoderLayer) -> n
     """
     if not isinstance(layer, nn.TransformerEncoderLayer):
         raise TypeError(f"expected nn.TransformerEncoderLayer, got {type(layer).__name__}")
-    load_from_torch(block.self_attn, layer.self_attn)
+    load_from_torch(block.get_submodule("self_attn"), layer.self_attn)
     _copy_linear_and_norms(block, layer, ("linear1", "linear2"), ("norm1", "norm2"))
     return block.to(layer.linear1.weight.device)
 
