@@ -117,9 +117,10 @@ for text in ["the river flooded", "floods", "riverbanks", "tokenization", "zyzzy
 
 # %%
 words = ["bank", "money", "river"]
-one_hots = reference.one_hot(reference.encode(words, vocabulary), len(vocabulary))
-print("one-hot shape:", tuple(one_hots.shape))  # (3 words, vocab_size)
-print("dot products between different words:", (one_hots @ one_hots.T).tolist())
+word_ids = torch.tensor(reference.encode(words, vocabulary))
+one_hots = reference.one_hot(word_ids, len(vocabulary))  # (3 words, vocab_size)
+print("one-hot shape:", tuple(one_hots.shape))
+print("dot products (rows and columns: bank, money, river):", (one_hots @ one_hots.T).tolist())
 
 # %% [markdown]
 # One-hot vectors are huge (one number per vocabulary entry, almost all zeros) and every
@@ -128,7 +129,13 @@ print("dot products between different words:", (one_hots @ one_hots.T).tolist())
 # vector of real numbers (100 here, 768 in BERT-base) that is *learned*, so that words
 # used in similar ways end up with similar vectors. In a transformer the embedding is a
 # table `nn.Embedding(vocab_size, d_model)`; looking up row `i` is the same as multiplying
-# the one-hot vector of `i` by that table, only much cheaper.
+# the one-hot vector of `i` by that table, only much cheaper:
+
+# %% tags=["nbval-check-output"]
+embedding = nn.Embedding(len(vocabulary), 100)  # (vocab_size, d_model), random until trained
+looked_up = embedding(word_ids)  # (3, 100): three rows of the table
+multiplied = one_hots @ embedding.weight  # (3, vocab_size) @ (vocab_size, 100)
+print("lookup equals one-hot times table:", torch.allclose(looked_up, multiplied))
 
 # %% [markdown]
 # ## 3. Word2Vec on the Brown corpus (10 min)
@@ -156,8 +163,9 @@ print(
 print("the first 6 numbers of 'bank':", vectors["bank"][:6].round(2))
 
 # %% [markdown]
-# `vectors` behaves like a dictionary from word to vector (a NumPy array). For the
-# exercises we want the whole table as one tensor, one row per word:
+# `vectors` behaves like a dictionary from word to vector (a NumPy array). The
+# exercises work on tensors, so here is the whole table as one tensor, one row per word;
+# row `i` belongs to the word `words_in_order[i]`:
 
 # %%
 table = torch.tensor(vectors.vectors)  # (vocab_size, 100)
@@ -219,8 +227,9 @@ for first, second in [("river", "water"), ("money", "bank"), ("river", "bank"), 
 # - return `(similarities, indices)`, both of shape `(k,)`: the cosine similarities of the
 #   `k` rows most similar to `query`, and their row numbers, most similar first.
 #
-# Use your `cosine_similarity`, compare the query with every row in one call (what shape
-# must `query` have to broadcast against `(vocab_size, d)`?), and look up `torch.topk`.
+# Use your `cosine_similarity` to compare the query with every row in one call (how do
+# the shapes `(d,)` and `(vocab_size, d)` broadcast, and what shape comes out?), then look
+# up `torch.topk`.
 
 
 # %% tags=["exercise"]
@@ -237,7 +246,9 @@ check("1.2", nearest_neighbours)
 
 # %% [markdown]
 # The five nearest neighbours of a few words (the word itself, at similarity 1, left out).
-# `neighbours_of` wraps the reference `nearest_neighbours` around the word table:
+# `neighbours_of` wraps the reference `nearest_neighbours` around the word table: it
+# passes the word's row as the query, asks for `k + 1` rows and drops the word itself.
+# Once your check passes, try yours on `table` the same way.
 
 # %%
 for word in ["bank", "money", "king", "river"]:
@@ -339,8 +350,9 @@ print("naive softmax:", torch.exp(scores) / torch.exp(scores).sum())
 
 # %% [markdown]
 # $e^{1000}$ is far beyond the largest float32 (about $3.4 \times 10^{38}$), so it
-# becomes `inf`, and `inf / inf` is NaN. Scores this large are not exotic: they appear in
-# trained models, and an unmasked NaN then spreads through everything.
+# becomes `inf`, and `inf / inf` is NaN. The limit comes sooner than 1000: `exp` overflows
+# float32 above 88.7, and float16, which GPUs often use for speed, above about 11. Scores of
+# that size do occur in trained models, and a NaN then spreads through everything.
 #
 # The fix costs one line. Subtracting the same number $c$ from every score does not change
 # the softmax (the factor $e^{-c}$ cancels between top and bottom). Choose $c = \max_j s_j$:
@@ -467,8 +479,8 @@ AttentionExplorer(vectors, query="bank", keys=" ".join(contexts[0]))
 # for whole sentences at once.
 #
 # **Reference run.** The solution notebook was built on a 2-core CPU busy with other jobs,
-# with the Brown corpus from a local `NLTK_DATA` folder: the whole notebook took 132 s
-# there, Word2Vec 100 s of it (about 27 s of processor time, what an idle machine would
+# with the Brown corpus from a local `NLTK_DATA` folder: the whole notebook took 167 s
+# there, Word2Vec 121 s of it (about 28 s of processor time, what an idle machine would
 # need). It printed these five nearest neighbours:
 #
 # | word | nearest neighbours (cosine similarity) |
