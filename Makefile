@@ -1,7 +1,8 @@
 # Thin aliases for maintainers; a newcomer needs only `python3 bootstrap.py [test]`.
-PYTHON ?= python
+# The course's own environment when bootstrap.py has made it, else whatever python is active.
+PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python)
 
-.PHONY: install lint format test notebooks check
+.PHONY: install lint types format test test-fast notebooks check
 
 install:
 	$(PYTHON) -m pip install -e ".[dev]"
@@ -10,6 +11,9 @@ lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 
+types:
+	$(PYTHON) -m mypy
+
 format:
 	$(PYTHON) -m ruff format .
 	$(PYTHON) -m ruff check --fix .
@@ -17,7 +21,12 @@ format:
 test:
 	$(PYTHON) -m pytest
 
+# The edit-test loop: lint, types and every test not marked slow (no notebook execution,
+# no training at lesson size, no nbval). Run `make test` before pushing.
+test-fast: lint types
+	$(PYTHON) -m pytest -m "not slow" tests
+
 notebooks:
 	$(PYTHON) tools/build_notebooks.py
 
-check: lint test
+check: lint types test
