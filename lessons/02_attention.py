@@ -372,7 +372,9 @@ plt.show()
 # one entry per query–key pair: `seq × seq`. Doubling the sentence
 # quadruples the scores to compute and to store. The cell below times one self-attention
 # call (one sentence, one head, $d_k = 64$) for lengths from 256 to 2,048 tokens, in
-# a few seconds. Timing on a busy computer needs care, so it runs one warm-up call
+# a few seconds. It always runs on the CPU, even when a GPU is present: a GPU computes
+# such small matrices so fast that its fixed cost per call, not the arithmetic, would
+# set the time. Timing on a busy computer needs care, so it runs one warm-up call
 # first, keeps the fastest of 20 calls, uses one thread, and counts only the processor
 # time of that thread, not the moments when other programs have the processor.
 #
@@ -381,7 +383,7 @@ plt.show()
 
 # %%
 lengths = [256, 362, 512, 724, 1024, 1448, 2048]  # each √2 times the previous
-cost = reference.measure_attention_cost(lengths, d_k=64, device=device)
+cost = reference.measure_attention_cost(lengths, d_k=64, device="cpu")
 for row in cost:
     print(f"seq {row['seq']:5d}: {1000 * row['seconds']:7.2f} ms  {row['megabytes']:6.1f} MB")
 cost_curves(lengths, [r["seconds"] for r in cost], [r["megabytes"] for r in cost])
