@@ -5,8 +5,8 @@
 #
 # **Time:** about 60 minutes.
 #
-# Nothing in lessons 02–04 looks at *where* a token sits. This lesson proves that
-# numerically, then fixes it:
+# Apart from the causal mask, nothing in lessons 02–04 looks at *where* a token sits.
+# This lesson proves that numerically, then fixes it:
 #
 # 1. attention is blind to order (10 min);
 # 2. the sinusoidal table, exercise 5.1 (15 min);
@@ -43,6 +43,11 @@ set_seed(0)
 # any permutation $P$ of the positions: $\operatorname{Attention}(Px) = P\,\operatorname{Attention}(x)$.
 # Self-attention is **permutation-equivariant**. The feed-forward network and LayerNorm
 # act on each token alone, so a whole encoder block is too.
+#
+# A causal mask is the one exception: it ties each query to the keys before it, so a
+# shuffle changes what each token may see. That is why decoder-only models can, to a
+# degree, work out positions without any encoding. An encoder, which this lesson is
+# about, has no such mask.
 
 # %% tags=["nbval-check-output"]
 attention = MultiHeadAttention(32, 4).eval()
@@ -335,8 +340,9 @@ except ValueError as error:
 # %% [markdown]
 # ## Summary
 #
-# - Self-attention (and so an encoder block) is permutation-equivariant: without
-#   positions, word order is invisible, and mean-pooled sentences are bags of words.
+# - Self-attention without a causal mask (and so an encoder block) is
+#   permutation-equivariant: without positions, word order is invisible, and
+#   mean-pooled sentences are bags of words.
 # - Sinusoidal encodings: $\sin$ in even columns, $\cos$ in odd ones, each pair turning at
 #   speed $1/10000^{2i/d_{model}}$; entries stay in [−1, 1] for any length.
 # - Add them along the **sequence** axis: for batch-first `x`, `x + table[:x.size(1)]`.
