@@ -158,6 +158,8 @@ def grade_notebook(notebook: Path, *, timeout: float = 600.0) -> Report:
             if process.returncode != 0:
                 lines = stderr.decode(errors="replace").strip().splitlines()
                 last = lines[-1] if lines else f"exit status {process.returncode}"
+                if "DeadKernelError" in last:
+                    last = "the kernel died (os._exit, a crash in native code, or no memory)"
                 report.stopped = _one_line(f"the run stopped: {last}")
         except subprocess.TimeoutExpired:
             _stop(process)
