@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -400,7 +400,7 @@ def call_learner(
     try:
         # The learner's warnings are shown, never turned into errors by the caller's filters.
         with log, warnings.catch_warnings():
-            warnings.filters[:] = [
+            cast(list, warnings.filters)[:] = [
                 ("default", *rule[1:]) if rule[0] == "error" else rule for rule in warnings.filters
             ]
             warnings.filterwarnings("default", append=True)  # also refreshes the filter cache

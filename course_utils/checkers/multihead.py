@@ -400,7 +400,7 @@ class _Crash(attention.MultiHeadAttention):
         return q.view(q.size(0), q.size(1), self.num_heads, self.d_head + 1), None
 
 
-EXERCISES = (
+EXERCISES: tuple[Exercise, ...] = (
     function_exercise(
         "3.1",
         attention.split_heads,
