@@ -36,7 +36,7 @@ POOL_MISTAKES = (
     ),
     _pool_mistake(
         "mask inverted",
-        "your mask has the wrong polarity: you averaged the padding; True marks the real "
+        "your mask has the wrong polarity, so you averaged the padding: True marks the real "
         "tokens, so keep the positions where mask is True.",
         lambda h, m: _masked_sum(h, ~m) / (~m).sum(dim=1, keepdim=True),
     ),

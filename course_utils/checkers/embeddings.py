@@ -199,9 +199,9 @@ KEEPDIM_HINT = (
 SOFTMAX_MISTAKES = (
     _named(
         "overflow",
-        "your softmax overflows: exp(1000.) is inf and inf / inf is NaN. Subtract each "
-        "slice's maximum before exp (x - x.max(dim, keepdim=True).values); "
-        "the result is mathematically the same.",
+        "your softmax overflows (exp(1000.) is inf, and inf / inf is NaN): subtract each "
+        "slice's maximum before exp, x - x.max(dim, keepdim=True).values, which changes "
+        "nothing mathematically.",
         _naive_softmax,
     ),
     _named(
