@@ -334,9 +334,9 @@ def patch_grid(image, patch_size: int, *, num_shown: int = 8):
 
 
 def training_curves(history, *, baseline: float | None = None, axes=None):
-    """Loss per step and per epoch (left), test accuracy per epoch (right) of a training run.
+    """Loss per step and per epoch (left), validation accuracy per epoch (right) of a run.
 
-    ``history`` has ``step_loss``, ``train_loss``, ``test_loss`` and ``test_accuracy`` lists
+    ``history`` has ``step_loss``, ``train_loss``, ``valid_loss`` and ``valid_accuracy`` lists
     (a :class:`~course_utils.classifier_training.History`); ``baseline`` draws a reference
     accuracy.
     """
@@ -344,7 +344,7 @@ def training_curves(history, *, baseline: float | None = None, axes=None):
         _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     loss_ax, accuracy_ax = axes
     steps = np.asarray(history.step_loss, dtype=float)
-    epochs = np.arange(1, len(history.test_accuracy) + 1)
+    epochs = np.arange(1, len(history.valid_accuracy) + 1)
     steps_per_epoch = len(steps) / max(1, len(epochs))
     window = max(1, int(steps_per_epoch // 10))  # a running mean, so the trend shows
     smooth = np.convolve(steps, np.ones(window) / window, mode="valid")
@@ -355,16 +355,16 @@ def training_curves(history, *, baseline: float | None = None, axes=None):
         label="training batches (running mean)",
     )
     loss_ax.plot(epochs, history.train_loss, "o-", label="training set, epoch mean")
-    loss_ax.plot(epochs, history.test_loss, "s-", label="test set")
+    loss_ax.plot(epochs, history.valid_loss, "s-", label="validation set")
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("cross-entropy loss")
     loss_ax.legend(fontsize=8)
     loss_ax.grid(alpha=0.3)
-    accuracy_ax.plot(epochs, history.test_accuracy, "o-", label="transformer")
+    accuracy_ax.plot(epochs, history.valid_accuracy, "o-", label="transformer")
     if baseline is not None:
         accuracy_ax.axhline(baseline, color="gray", linestyle="--", label="baseline")
     accuracy_ax.set_xlabel("epoch")
-    accuracy_ax.set_ylabel("test accuracy")
+    accuracy_ax.set_ylabel("validation accuracy")
     accuracy_ax.set_xticks(epochs)
     accuracy_ax.legend(fontsize=8)
     accuracy_ax.grid(alpha=0.3)
