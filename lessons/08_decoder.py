@@ -27,6 +27,7 @@ import math
 import statistics
 
 import torch
+import torch.nn.functional as F
 
 from course_utils import decoder as reference  # the course's own solutions, used by demos
 from course_utils import get_device, parts, set_seed
@@ -130,7 +131,7 @@ def next_token_loss(logits, token_ids, pad_id):
     vocab_size = logits.size(-1)
     predictions = logits[:, :-1].reshape(-1, vocab_size)  # positions 0 .. seq - 2
     targets = token_ids[:, 1:].reshape(-1)  # tokens 1 .. seq - 1
-    return torch.nn.functional.cross_entropy(predictions, targets, ignore_index=pad_id)
+    return F.cross_entropy(predictions, targets, ignore_index=pad_id)
     ### END SOLUTION
 
 
@@ -237,7 +238,8 @@ print("the jury said", vocab.decode(greedy))
 #   likely enough to derail a sentence.
 #
 # Here is the model's next-word distribution after *"the jury said"*, at three
-# temperatures (the 25 likeliest words, in order):
+# temperatures (the 25 likeliest words, in order; dividing by a positive temperature
+# never changes the order):
 
 # %%
 with torch.no_grad():
@@ -247,11 +249,12 @@ curves = {f"T = {t}": torch.softmax(logits / t, dim=-1)[order] for t in (0.5, 1.
 ax = line_chart(
     range(1, 26),
     curves,
-    xlabel="rank of the word at T = 1",
+    xlabel="the 25 likeliest next words (at every temperature)",
     ylabel="probability of being next",
     title='next word after "the jury said"',
 )
-print("ranked:", " ".join(vocab.words[i] for i in order[:12].tolist()), "...")
+ax.set_xticks(range(1, 26), [vocab.words[i] for i in order.tolist()], rotation=70)
+ax.figure.tight_layout()  # room for the rotated words
 
 # %% [markdown]
 # ### Exercise 8.2: one sampling step (15 min)
@@ -495,12 +498,12 @@ print("cross-attention weights:", tuple(cross_weights.shape), "(batch, heads, ta
 # - Encoder-only models read, decoder-only models write, encoder-decoders read one text
 #   and write another, joined by cross-attention.
 #
-# **Measured here** (a 2-core CPU shared with several other jobs, load average 17 to 19,
-# no GPU; the numbers printed above come from the run that built this notebook): the
-# whole notebook ran in about 5 minutes from an empty cache. Training took its 150
-# seconds for 518 steps and reached a held-out loss of 4.78 (perplexity 119) against the
-# unigram baseline's 5.63 (perplexity 278). Over five builds at load averages between 13
-# and 19, the same 150 seconds bought 405 to 717 steps and held-out losses from 4.82 down
-# to 4.68: a freer machine trains further. Between 304 and 384 tokens, a new token took a
-# median 7.2 ms without the cache and 0.8 ms with it, about 9 times faster; the curve
-# without the cache is jagged on a machine this busy, but its rise is clear.
+# **Measured here** (a 2-core CPU shared with other jobs, load average about 5 during
+# this run, no GPU; the numbers printed above come from the run that built this
+# notebook): the whole notebook ran in about 3 minutes from an empty cache. Training took
+# its 150 seconds for 1,351 steps and reached a held-out loss of 4.55 (perplexity 95)
+# against the unigram baseline's 5.63 (perplexity 278). Over seven builds at load
+# averages between 4 and 19, the same 150 seconds bought 405 to 1,351 steps and
+# held-out losses from 4.82 down to 4.55: a freer machine trains further. Between 304 and
+# 384 tokens, a new token took a median 6.1 ms without the cache and 0.7 ms with it,
+# about 8 times faster (8 to 10 times in every build that used this measurement).
