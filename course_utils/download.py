@@ -19,7 +19,9 @@ come from the usual ``HTTPS_PROXY``, ``HTTP_PROXY`` and ``NO_PROXY`` variables.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -183,9 +185,7 @@ def hub_unreachable() -> str | None:
     from huggingface_hub import constants, get_session
 
     try:
-        response = get_session().head(
-            constants.ENDPOINT, timeout=timeout_seconds(), follow_redirects=False
-        )
+        response = get_session().head(constants.ENDPOINT, timeout=timeout_seconds())
     except Exception as error:  # httpx raises its own kinds (ConnectError, ProxyError ...)
         return f"{constants.ENDPOINT} unreachable ({describe_error(error)})"
     if response.status_code >= 500:  # a proxy that cannot reach the hub answers 502 or 503
@@ -193,26 +193,53 @@ def hub_unreachable() -> str | None:
     return None
 
 
+# huggingface_hub retries a failed request five times (about 24 s of back-off on top of
+# six timeouts); these keyword defaults are set to 0 while the course calls the hub.
+_HUB_RETRY_DEFAULTS = (
+    ("huggingface_hub.utils._http", "http_backoff", "max_retries"),
+    ("huggingface_hub.utils._http", "http_stream_backoff", "max_retries"),
+    ("huggingface_hub.file_download", "http_get", "_nb_retries"),
+)
+
+
 @contextlib.contextmanager
 def hub_timeouts() -> Iterator[None]:
-    """Give ``huggingface_hub``'s metadata and download requests the course's timeout."""
-    from huggingface_hub import constants
+    """While calling the hub: the course's timeout on every request, and no retries."""
+    import importlib
 
-    names = ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT")
-    previous = {name: getattr(constants, name) for name in names}
-    for name in names:
-        setattr(constants, name, timeout_seconds())
+    from huggingface_hub import constants, get_session
+
+    restore: list[Callable[[], object]] = []
+    for name in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT"):
+        if hasattr(constants, name):
+            restore.append(functools.partial(setattr, constants, name, getattr(constants, name)))
+            setattr(constants, name, timeout_seconds())
+    # The shared client's own default covers the requests that pass no timeout at all.
+    session = get_session()
+    restore.append(
+        functools.partial(setattr, session, "timeout", getattr(session, "timeout", None))
+    )
+    session.timeout = timeout_seconds()
+    for module_name, function_name, keyword in _HUB_RETRY_DEFAULTS:
+        function = getattr(importlib.import_module(module_name), function_name, None)
+        defaults = getattr(function, "__kwdefaults__", None) or {}
+        if keyword in defaults:  # other versions of huggingface_hub: leave them as they are
+            restore.append(functools.partial(defaults.__setitem__, keyword, defaults[keyword]))
+            defaults[keyword] = 0
     try:
         yield
     finally:
-        for name, value in previous.items():
-            setattr(constants, name, value)
+        for undo in reversed(restore):
+            undo()
 
 
 def _urlopen(url: str, timeout: float):
     """Open ``url``; the one place the network is touched (tests replace it)."""
     request = urllib.request.Request(url, headers={"User-Agent": "transformers-from-scratch"})
-    return urllib.request.urlopen(request, timeout=timeout)
+    # A fresh opener reads HTTPS_PROXY, HTTP_PROXY and NO_PROXY now, whatever opener another
+    # library may have installed globally.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler())
+    return opener.open(request, timeout=timeout)
 
 
 def _progress_bar(total: int | None, description: str):
@@ -252,6 +279,10 @@ def download(
                     out.write(chunk)
                     if bar is not None:
                         bar.update(len(chunk))
+            except http.client.HTTPException as error:  # IncompleteRead is no OSError
+                raise ConnectionError(
+                    f"the connection broke off before the whole file arrived ({error!r})"
+                ) from error
             finally:
                 if bar is not None:
                     bar.close()
@@ -267,6 +298,8 @@ def download(
 
 def describe_error(error: BaseException) -> str:
     """A short reason for a failed download, for the one-message offline failure."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
     reason = getattr(error, "reason", None)
     text = " ".join(str(reason if reason is not None else error).split())  # one line
     return f"{type(error).__name__}: {text or 'no details'}"
