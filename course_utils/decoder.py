@@ -132,7 +132,8 @@ class DecoderLM(nn.Module):
         if vocab_size < 2 or max_len < 1:
             raise ValueError(f"need vocab_size >= 2 and max_len >= 1; got {vocab_size}, {max_len}")
         made = decoder_parts()
-        self.d_model, self.pad_id, self.max_len = d_model, pad_id, max_len
+        self.d_model, self.num_heads = d_model, num_heads
+        self.pad_id, self.max_len = pad_id, max_len
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
         with torch.no_grad():
@@ -197,7 +198,7 @@ class DecoderLM(nn.Module):
     def supports_cache(self) -> bool:
         """True when every block exposes the sublayers :meth:`step` needs (the course's names)."""
         needed = ("norm1", "norm2", "feed_forward", "self_attn")
-        projections = ("q_proj", "k_proj", "v_proj", "out_proj", "num_heads")
+        projections = ("q_proj", "k_proj", "v_proj", "out_proj")
         return all(
             all(hasattr(block, name) for name in needed)
             and all(hasattr(block.self_attn, name) for name in projections)
@@ -216,22 +217,28 @@ class DecoderLM(nn.Module):
         position. Start with ``cache=None``. Each block computes queries, keys and values for
         the new token only; ``attend`` (exercise 8.3) joins them with the cache.
         """
-        batch = token_ids.size(0)
+        if not self.supports_cache():
+            raise AttributeError(
+                "this model's blocks lack the sublayers a cached step reads (norm1, norm2, "
+                "feed_forward, self_attn with q_proj, k_proj, v_proj, out_proj); "
+                "generate(..., use_cache=False) still works"
+            )
+        batch, num_heads = token_ids.size(0), self.num_heads
+        d_head = self.d_model // num_heads
         start = 0 if not cache else cache[0][0].size(-2)
         x = self.embed(token_ids[:, None], start)  # (batch, 1, d_model)
         new_cache = []
         for index, block in enumerate(self.blocks):
             attn = block.self_attn
-            d_head = self.d_model // attn.num_heads
             if cache:
                 past_k, past_v = cache[index]
             else:
-                past_k = past_v = x.new_zeros(batch, attn.num_heads, 0, d_head)
+                past_k = past_v = x.new_zeros(batch, num_heads, 0, d_head)
             pre_norm = getattr(block, "norm_first", True)
             h = block.norm1(x) if pre_norm else x
-            q = split_heads(attn.q_proj(h), attn.num_heads)  # (batch, num_heads, 1, d_head)
-            k = split_heads(attn.k_proj(h), attn.num_heads)
-            v = split_heads(attn.v_proj(h), attn.num_heads)
+            q = split_heads(attn.q_proj(h), num_heads)  # (batch, num_heads, 1, d_head)
+            k = split_heads(attn.k_proj(h), num_heads)
+            v = split_heads(attn.v_proj(h), num_heads)
             heads, past_k, past_v = attend(q, k, v, past_k, past_v)
             attended = attn.out_proj(merge_heads(heads))  # (batch, 1, d_model)
             if pre_norm:

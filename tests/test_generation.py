@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from course_utils import decoder
+from course_utils.attention import merge_heads, scaled_dot_product_attention, split_heads
 from course_utils.decoder import (
     DecoderLM,
     attend_with_cache,
@@ -68,6 +70,46 @@ def test_model_step_with_the_cache_equals_the_full_forward_pass():
             logits, cache = model.step(ids[:, t], cache)
             assert torch.allclose(logits, full[:, t], atol=1e-5), f"position {t}"
     assert cache[0][0].shape == (2, 2, 9, 8)
+
+
+class LearnerHeads(nn.Module):
+    """Multi-head attention as lesson 03 asks for it: the four projections, no num_heads."""
+
+    def __init__(self, reference: nn.Module):
+        super().__init__()
+        self.heads = reference.num_heads  # a name of the learner's own choosing
+        self.q_proj, self.k_proj = reference.q_proj, reference.k_proj
+        self.v_proj, self.out_proj = reference.v_proj, reference.out_proj
+
+    def forward(self, query, key=None, value=None, mask=None):
+        key = query if key is None else key
+        value = key if value is None else value
+        q, k, v = (
+            split_heads(projection(x), self.heads)
+            for projection, x in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value))
+        )
+        heads, weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.out_proj(merge_heads(heads)), weights
+
+
+def test_the_cached_step_needs_only_the_sublayer_names_of_the_exercises():
+    model = small_model()
+    ids = torch.randint(4, 30, (1, 6), generator=torch.Generator().manual_seed(5))
+    for block in model.blocks:
+        block.self_attn = LearnerHeads(block.self_attn)
+    with torch.no_grad():
+        full, cache = model(ids), None
+        for t in range(6):
+            logits, cache = model.step(ids[:, t], cache)
+            assert torch.allclose(logits, full[:, t], atol=1e-5)
+    cached = generate(model, [2], 5, temperature=0)
+    model.supports_cache = lambda: False  # blocks a cached step cannot read
+    assert generate(model, [2], 5, temperature=0) == cached  # the same tokens, without the cache
+    del model.supports_cache
+    del model.blocks[0].norm2
+    assert not model.supports_cache()
+    with pytest.raises(AttributeError, match="use_cache=False"):
+        model.step(ids[:, 0], None)
 
 
 def test_model_is_causal():
