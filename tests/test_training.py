@@ -179,17 +179,22 @@ def test_checkpoint_is_reused_when_recipe_and_data_match(data, tmp_path, monkeyp
         raise AssertionError("the checkpoint should have been loaded")
 
     monkeypatch.setattr(training, "train_classifier", no_training)
-    fresh = _model(data, replace(recipe, seed=5))  # different starting weights
+    fresh = _model(data, recipe)  # the same starting weights
     loaded = train_or_load(fresh, data["train"], data["test"], recipe, folder=tmp_path)
     assert loaded == history
     for key, value in model.state_dict().items():
         torch.testing.assert_close(fresh.state_dict()[key], value)
-    # Another recipe, or other data, is another run: it trains.
+    # Another recipe, other data or other starting weights (another pretraining, other
+    # parts) is another run: it trains.
     with pytest.raises(AssertionError, match="should have been loaded"):
-        train_or_load(fresh, data["train"], data["test"], replace(recipe, lr=1e-4), folder=tmp_path)
+        start = _model(data, recipe)
+        train_or_load(start, data["train"], data["test"], replace(recipe, lr=1e-4), folder=tmp_path)
     fewer = (data["train"][0][:-1], data["train"][1][:-1])
     with pytest.raises(AssertionError, match="should have been loaded"):
-        train_or_load(fresh, fewer, data["test"], recipe, folder=tmp_path)
+        train_or_load(_model(data, recipe), fewer, data["test"], recipe, folder=tmp_path)
+    with pytest.raises(AssertionError, match="should have been loaded"):
+        other = _model(data, replace(recipe, seed=5))
+        train_or_load(other, data["train"], data["test"], recipe, folder=tmp_path)
 
 
 def test_tfidf_baseline_learns_the_synthetic_task(data):
