@@ -8,6 +8,7 @@ from pathlib import Path
 import tomllib
 import yaml
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parent.parent
 CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
@@ -70,3 +71,42 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
     assert commands == ["python3 bootstrap.py", "python3 bootstrap.py test"]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert re.search(r"^python3 bootstrap\.py test$", ci, re.MULTILINE)
+
+
+def test_this_environment_satisfies_every_declared_requirement():
+    """The test environment was installed from these files: every bound must hold in it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    unmet = []
+    for name, specifier in _pip_requirements().items():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            unmet.append(f"{name} is not installed")
+            continue
+        if not SpecifierSet(specifier).contains(installed, prereleases=True):
+            unmet.append(f"{name} {installed} does not satisfy {specifier}")
+    assert not unmet, "; ".join(unmet)
+
+
+def test_lower_bounds_script_pins_every_library_at_its_lower_bound():
+    script = (ROOT / ".ci" / "lower-bounds").read_text(encoding="utf-8")
+    assert "python3 -m venv" in script and "-m pytest" in script
+    pins = _lower_bound_pins()
+    assert pins["torch"] == "torch==2.13.0"  # the one torch this machine has
+    assert all(pin.startswith(f"{name}==") for name, pin in pins.items())
+    assert set(pins) == set(_pip_requirements())
+
+
+def _lower_bound_pins() -> dict[str, str]:
+    """What .ci/lower-bounds installs: each requirement at its lower bound (tools as pinned)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "lower_bound_pins.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {Requirement(line).name.lower(): line for line in result.stdout.split()}
