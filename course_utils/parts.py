@@ -276,6 +276,12 @@ def get(name: str) -> Part:
     return part
 
 
+def recorded(name: str) -> bool:
+    """True when the learner's ``name`` is on record, passed its check, and loads."""
+    _check_name(name)
+    return _load(name).origin == "yours"
+
+
 def _fallback(name: str, reason: str) -> Part:
     return Part(name, _reference(name), "reference", reason, PARTS[name])
 

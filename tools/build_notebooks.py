@@ -62,6 +62,7 @@ README = ROOT / "README.md"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise {id}: replace this line with your code.")'
 LEARNER_TAGS = {"exercise", "check"}  # tags the learner notebook keeps (tests use them)
+FIRST_TRAINING_LESSON = "06"  # lessons from here on train models and take minutes to run
 TABLE_START, TABLE_END = "<!-- lessons:start -->", "<!-- lessons:end -->"
 
 
@@ -294,6 +295,25 @@ def execute(notebook: nbformat.NotebookNode, workdir: Path, timeout: int = 1200)
     return seconds
 
 
+def lessons_to_prime(lesson: Lesson, lessons: list[Lesson]) -> list[Lesson]:
+    """Earlier lessons whose parts are not on record yet in this run's course cache.
+
+    Lessons from 06 on build their models from the learner's recorded parts. A solution
+    notebook should show every part as "yours", so before executing it the build runs
+    the earlier lessons that record the missing parts (into the same cache, unsaved).
+    Only the short lessons are run this way: a part of a training lesson (06's pooling)
+    serves that lesson alone.
+    """
+    from course_utils import parts
+
+    numbers = set()
+    for name, exercise in parts.PARTS.items():
+        number = exercise.split(".")[0].zfill(2)
+        if number < min(lesson.number, FIRST_TRAINING_LESSON) and not parts.recorded(name):
+            numbers.add(number)
+    return [earlier for earlier in lessons if earlier.number in numbers]
+
+
 def reuse_outputs(notebook: nbformat.NotebookNode, committed_path: Path) -> bool:
     """Copy the committed solution's outputs into ``notebook`` if no code cell changed."""
     if not committed_path.exists():
@@ -387,6 +407,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.reuse_outputs and reuse_outputs(solution, lesson.solution_path):
             print(f"{lesson.stem}: code unchanged, committed outputs reused")
         elif not args.no_execute:
+            for earlier in lessons_to_prime(lesson, all_lessons()):
+                seconds = execute(build(earlier, learner=False), SOLUTION_DIR)
+                print(
+                    f"{lesson.stem}: ran {earlier.stem} first to record its parts ({seconds:.0f} s)"
+                )
             seconds = execute(solution, SOLUTION_DIR)
             print(f"{lesson.stem}: executed in {seconds:.1f} s")
         lesson.solution_path.write_text(dumps(solution), encoding="utf-8")
