@@ -130,7 +130,7 @@ FAULTS = {
 @pytest.mark.parametrize("fault", list(FAULTS))
 @pytest.mark.parametrize("source", SOURCES)
 def test_plain_url_fault_fails_fast_with_the_fix_and_caches_nothing(
-    source, fault, course, monkeypatch, crows_bytes, brown_bytes
+    source, fault, course, monkeypatch, crows_bytes, brown_bytes, capfd
 ):
     content = crows_bytes if source == "crows" else brown_bytes
     _pin(monkeypatch, source, content)
@@ -154,6 +154,7 @@ def test_plain_url_fault_fails_fast_with_the_fix_and_caches_nothing(
     assert f"download {url} and save it as {_target(source, course)}" in message
     assert seconds < TIMEOUT + SLACK, f"{fault}: the message took {seconds:.1f} s"
     assert _files(course) == []
+    assert "[nltk_data]" not in capfd.readouterr().err  # no second, half-understood message
 
 
 @pytest.mark.parametrize("source", SOURCES)
