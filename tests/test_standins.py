@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +25,13 @@ import pytest
 from course_utils import data
 from course_utils.download import DataUnavailable
 from tests.standins import fixtures
-from tests.standins.servers import FileServer, HubServer, Proxy, repo_files
+from tests.standins.servers import (
+    FileServer,
+    HubServer,
+    Proxy,
+    repo_files,
+    self_signed_certificate,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 1.0  # COURSE_DOWNLOAD_TIMEOUT for the plain-URL tests
@@ -60,6 +67,7 @@ def course(monkeypatch, tmp_path):
         "https_proxy",
         "NO_PROXY",
         "no_proxy",
+        "SSL_CERT_FILE",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "cache"))
@@ -167,6 +175,19 @@ def test_plain_url_download_through_a_proxy(source, course, monkeypatch, crows_b
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         assert len(_load(source)) > 0
         assert proxy.requests and "files.standin.invalid" in proxy.requests[0]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+def test_https_download_through_a_connect_tunnel(course, monkeypatch, tmp_path, crows_bytes):
+    _pin(monkeypatch, "crows", crows_bytes)
+    host = "files.standin.invalid"
+    tls = self_signed_certificate(tmp_path, host)
+    with FileServer({"/file": crows_bytes}, tls=tls) as server, Proxy() as proxy:
+        monkeypatch.setenv("COURSE_CROWS_PAIRS_URL", f"https://{host}:{server.port}/file")
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls[0]))  # trust the stand-in's certificate
+        assert len(data.load_crows_pairs()) > 0
+    assert [r.rsplit(" ", 1)[0] for r in proxy.requests] == [f"CONNECT {host}:{server.port}"]
 
 
 def test_an_unreachable_proxy_fails_fast_with_the_fix(course, monkeypatch, crows_bytes):

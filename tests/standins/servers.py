@@ -23,11 +23,13 @@ import json
 import select
 import socket
 import socketserver
+import ssl
+import subprocess
 import threading
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["FileServer", "HubServer", "Proxy", "repo_files"]
+__all__ = ["FileServer", "HubServer", "Proxy", "repo_files", "self_signed_certificate"]
 
 FAULTS = (None, "truncated", "hang", "404")
 COMMIT = "0123456789abcdef0123456789abcdef01234567"  # the one revision of every stand-in repo
@@ -41,14 +43,23 @@ class _ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
 class Server:
     """An HTTP server on 127.0.0.1 in a daemon thread; use it as a context manager."""
 
-    def __init__(self, fault: str | None = None, fault_prefix: str = "/") -> None:
+    def __init__(
+        self,
+        fault: str | None = None,
+        fault_prefix: str = "/",
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.fault = fault
         self.fault_prefix = fault_prefix
         self.requests: list[tuple[str, str]] = []
         self.stopping = threading.Event()
         self._server = _ThreadingServer(("127.0.0.1", 0), self._handler_class())
         self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        if tls is not None:  # (certificate, key) files, e.g. from self_signed_certificate()
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> Server:
@@ -341,3 +352,18 @@ def _pipe(first: socket.socket, second: socket.socket) -> None:
             if not data:
                 return
             (second if source is first else first).sendall(data)
+
+
+def self_signed_certificate(folder: Path, host: str) -> tuple[Path, Path]:
+    """A certificate for ``host`` and its key, made with the ``openssl`` command."""
+    certificate, key = folder / "certificate.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(certificate), "-subj", f"/CN={host}"),
+            *("-addext", f"subjectAltName=DNS:{host}"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return certificate, key
