@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,24 @@ __all__ = [
 ]
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # one (keys, values) pair per block
+
+
+class _CachedAttention(Protocol):
+    """The projections :meth:`DecoderLM.step` reads from a block's attention."""
+
+    q_proj: nn.Module
+    k_proj: nn.Module
+    v_proj: nn.Module
+    out_proj: nn.Module
+
+
+class _CachedBlock(Protocol):
+    """The sublayers :meth:`DecoderLM.step` reads from a block (the course's names)."""
+
+    norm1: nn.Module
+    norm2: nn.Module
+    feed_forward: nn.Module
+    self_attn: _CachedAttention
 
 
 def next_token_loss(logits: torch.Tensor, token_ids: torch.Tensor, pad_id: int) -> torch.Tensor:
@@ -115,6 +134,8 @@ class DecoderLM(nn.Module):
     vocab_size)``; position t sees tokens 0..t only. The blocks are pre-norm encoder blocks
     (``parts.encoder_block``) given a causal mask; a final LayerNorm follows them.
     """
+
+    positions: torch.Tensor  # a buffer, registered in __init__
 
     def __init__(
         self,
@@ -228,7 +249,9 @@ class DecoderLM(nn.Module):
         start = 0 if not cache else cache[0][0].size(-2)
         x = self.embed(token_ids[:, None], start)  # (batch, 1, d_model)
         new_cache = []
-        for index, block in enumerate(self.blocks):
+        for index, module in enumerate(self.blocks):
+            # supports_cache() checked that these sublayers exist.
+            block = cast(_CachedBlock, module)
             attn = block.self_attn
             if cache:
                 past_k, past_v = cache[index]

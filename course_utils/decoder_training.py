@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -197,7 +198,7 @@ def train_decoder(
     config: DecoderConfig,
     *,
     progress: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     """Train ``model`` for ``config.seconds`` of wall-clock time; return curves and counts.
 
     AdamW, gradient clipping at 1, and the toolkit's warm-up-then-linear-decay schedule,
@@ -210,13 +211,17 @@ def train_decoder(
     device = model.embedding.weight.device
     decay = [p for p in model.parameters() if p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.dim() <= 1]
+    groups: list[dict[str, Any]] = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay},
+    ]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay}],
+        groups,
         lr=config.learning_rate,
         weight_decay=0.0,
     )
     batches = batches_forever(sequences, config.batch_size, seed=config.seed)
-    record = {"seconds_at": [], "steps": [], "train_loss": [], "held_out_loss": []}
+    record: dict[str, Any] = {"seconds_at": [], "steps": [], "train_loss": [], "held_out_loss": []}
     window: list[float] = []
     start = time.perf_counter()
     next_report, step = config.seconds / 10, 0

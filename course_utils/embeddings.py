@@ -252,8 +252,8 @@ def sample_image(size: int = 224) -> torch.Tensor:
     import matplotlib.cbook
     import matplotlib.image
 
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as file:
-        pixels = torch.from_numpy(matplotlib.image.imread(file, format="jpg").copy())
+    path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    pixels = torch.from_numpy(matplotlib.image.imread(path).copy())
     side = min(pixels.shape[:2])
     square = pixels[:side, :side].permute(2, 0, 1)[None].float() / 255  # (1, 3, side, side)
     resized = torch.nn.functional.interpolate(square, size=(size, size), mode="area")

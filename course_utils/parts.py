@@ -189,7 +189,7 @@ def record_check(exercise_id: str, submission: Any, outcome: str) -> None:
         return
     try:
         if outcome == "passed":
-            import cloudpickle  # type: ignore[import-untyped]  # (it ships no type hints)
+            import cloudpickle  # (it ships no type hints)
 
             payload = cloudpickle.dumps(submission, protocol=pickle.DEFAULT_PROTOCOL)
             record = {"status": "passed", "passed_at": _now(), "payload": payload}
@@ -404,7 +404,7 @@ def keep_on_google_drive(folder: str = _DRIVE_FOLDER) -> Path | None:
     """
     if not _in_colab():
         return None
-    from google.colab import drive  # type: ignore[import-not-found]  # Colab only
+    from google.colab import drive  # Colab only
 
     try:
         drive.mount("/content/drive")  # Colab asks you to allow access

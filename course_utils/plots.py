@@ -284,8 +284,9 @@ def _place_labels(ax, coords: np.ndarray, words: Sequence[str], fontsize: int = 
                 label.remove()
             if cost == 0:
                 break
-        box = best[2]
-        labels.append((box.x0, box.y0, box.x1, box.y1))
+        if best is not None:  # always: the first spot tried is kept
+            box = best[2]
+            labels.append((box.x0, box.y0, box.x1, box.y1))
 
 
 def word_map(points, words: Sequence[str], groups: Sequence[str] | None = None, *, ax=None):

@@ -60,6 +60,8 @@ def add_positional_encoding(x: torch.Tensor, table: torch.Tensor) -> torch.Tenso
 class SinusoidalPositionalEncoding(nn.Module):
     """Adds the fixed sinusoidal table to ``(batch, seq, d_model)`` inputs; nothing to learn."""
 
+    table: torch.Tensor  # a buffer, registered in __init__
+
     def __init__(self, d_model: int, max_len: int = 512):
         super().__init__()
         # A buffer follows the module to the GPU, but is neither trained nor saved.

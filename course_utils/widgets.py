@@ -11,6 +11,7 @@ import html
 from collections.abc import Callable
 
 import ipywidgets as widgets
+import torch
 
 from course_utils.embeddings import WordAttention, word_attention
 
@@ -84,7 +85,7 @@ class AttentionExplorer:
 
     def __init__(self, vectors, query: str = "bank", keys: str = "water shore boat money"):
         self.vectors = vectors
-        self.weights = None
+        self.weights: torch.Tensor | None = None
         self._applying_preset = False
         self.preset = widgets.Dropdown(options=[CUSTOM, *PRESETS], description="examples")
         self.query = widgets.Text(value=query, description="query", continuous_update=False)
