@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -47,6 +48,9 @@ from course_utils.download import (
     verify_file,
     write_with_checksum,
 )
+
+if TYPE_CHECKING:  # nltk is imported when a function needs it
+    from nltk.corpus.reader import CategorizedTaggedCorpusReader
 
 __all__ = [
     "BROWN_URL",
@@ -99,7 +103,7 @@ def _check_cached_brown(zipped: Path) -> None:
         )
 
 
-def brown_corpus(data_dir: str | os.PathLike | None = None):
+def brown_corpus(data_dir: str | os.PathLike | None = None) -> CategorizedTaggedCorpusReader:
     """A reader of the Brown corpus, downloading ``brown.zip`` into the cache only if it is missing.
 
     Looked for on ``NLTK_DATA``, nltk's usual folders and ``<cache>/nltk_data``; when

@@ -274,7 +274,9 @@ class DecoderLM(nn.Module):
         return self.head(self.final_norm(x))[:, -1], new_cache
 
 
-def _pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator) -> torch.Tensor:
+def _pick(
+    logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
+) -> torch.Tensor:
     if temperature == 0:
         return logits.argmax(dim=-1)  # greedy: always the likeliest token
     return sample_next_token(logits, temperature, top_k, generator)

@@ -13,7 +13,7 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,7 +160,12 @@ class UnigramModel:
         return float(-self.probabilities[targets].log().mean())
 
     def sample(
-        self, max_tokens: int, generator: torch.Generator, *, stop_id: int, banned=()
+        self,
+        max_tokens: int,
+        generator: torch.Generator,
+        *,
+        stop_id: int,
+        banned: Iterable[int] = (),
     ) -> list[int]:
         """Draw ids independently until ``stop_id`` or ``max_tokens``."""
         probabilities = self.probabilities.clone()

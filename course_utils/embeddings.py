@@ -13,10 +13,15 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from course_utils.settings import sized
+
+if TYPE_CHECKING:  # both are heavy to import; the functions import them when called
+    from gensim.models import KeyedVectors
+    from tokenizers import Tokenizer
 
 __all__ = [
     "UNKNOWN",
@@ -73,7 +78,7 @@ def one_hot(ids: Sequence[int] | torch.Tensor, vocab_size: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(ids, vocab_size).float()
 
 
-def train_subword_tokenizer(texts: Iterable[str], vocab_size: int = 2000):
+def train_subword_tokenizer(texts: Iterable[str], vocab_size: int = 2000) -> Tokenizer:
     """Train a byte-pair-encoding (BPE) tokenizer on ``texts`` in a few seconds.
 
     Returns a ``tokenizers.Tokenizer``: ``tokenizer.encode(text).tokens`` lists the
@@ -104,7 +109,7 @@ def train_word2vec(
     epochs: int = 20,
     seed: int = 0,
     workers: int = 1,
-):
+) -> KeyedVectors:
     """Train CBOW Word2Vec with gensim and return its word vectors (``KeyedVectors``).
 
     With ``workers=1`` (the default) the result depends only on ``seed``: every run
@@ -131,7 +136,7 @@ def train_word2vec(
     return model.wv
 
 
-def known_words(words: Sequence[str], vectors) -> list[str]:
+def known_words(words: Sequence[str], vectors: KeyedVectors) -> list[str]:
     """The words that have a vector, in order; prints one line naming any left out.
 
     Lets a demo run on whatever corpus was available (the Brown corpus or its fallback).
@@ -159,7 +164,7 @@ def nearest_neighbours(
     return torch.topk(similarities, k)
 
 
-def neighbours_of(word: str, vectors, k: int = 5) -> list[tuple[str, float]]:
+def neighbours_of(word: str, vectors: KeyedVectors, k: int = 5) -> list[tuple[str, float]]:
     """The ``k`` words closest to ``word`` by cosine similarity, leaving out the word itself."""
     if word not in vectors:
         raise KeyError(f"{word!r} is not in the vocabulary of these word vectors")
@@ -221,7 +226,9 @@ class WordAttention:
     output_neighbours: tuple[tuple[str, float], ...]  # words nearest the weighted average
 
 
-def word_attention(vectors, query: str, keys: Sequence[str], k: int = 5) -> WordAttention:
+def word_attention(
+    vectors: KeyedVectors, query: str, keys: Sequence[str], k: int = 5
+) -> WordAttention:
     """Attention of ``query`` over ``keys``, using each word's vector as query, key and value.
 
     Raises ``KeyError`` naming every word that has no vector.

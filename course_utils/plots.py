@@ -6,12 +6,15 @@ notebook cell can add a title or save the figure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.ticker import NullLocator
+from numpy.typing import ArrayLike
 
 __all__ = [
     "attention_heatmap",
@@ -28,22 +31,40 @@ __all__ = [
 ]
 
 
-def _as_numpy(values) -> np.ndarray:
+Values = torch.Tensor | ArrayLike  # a tensor, an array or nested lists of numbers
+AxesPair = Sequence[Axes] | np.ndarray  # two panels: a list, or what plt.subplots returns
+
+
+class _History(Protocol):
+    """The curves :func:`training_curves` reads (a ``classifier_training.History`` has them)."""
+
+    step_loss: Sequence[float]
+    train_loss: Sequence[float]
+    valid_loss: Sequence[float]
+    valid_accuracy: Sequence[float]
+
+
+def _as_numpy(values: Values) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         return values.detach().float().cpu().numpy()
     return np.asarray(values, dtype=float)
 
 
+def _tick_labels(names: Sequence[str] | None, count: int) -> Sequence[str]:
+    """``names``, or the positions 0, 1, ... as text when there are none."""
+    return names if names is not None else [str(i) for i in range(count)]
+
+
 def attention_heatmap(
-    weights,
+    weights: Values,
     queries: Sequence[str] | None = None,
     keys: Sequence[str] | None = None,
     *,
-    ax=None,
+    ax: Axes | None = None,
     title: str | None = None,
     annotate: bool | None = None,
     colorbar: bool = True,
-):
+) -> Axes:
     """Draw a ``(seq_q, seq_k)`` matrix of attention weights: rows are queries, columns keys."""
     matrix = _as_numpy(weights)
     if matrix.ndim != 2:
@@ -53,14 +74,9 @@ def attention_heatmap(
         _, ax = plt.subplots(figsize=(side + 1, side))
     image = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=max(1e-9, float(np.nanmax(matrix))))
     ax.set_xticks(
-        range(matrix.shape[1]),
-        keys if keys is not None else range(matrix.shape[1]),
-        rotation=60,
-        ha="right",
+        range(matrix.shape[1]), _tick_labels(keys, matrix.shape[1]), rotation=60, ha="right"
     )
-    ax.set_yticks(
-        range(matrix.shape[0]), queries if queries is not None else range(matrix.shape[0])
-    )
+    ax.set_yticks(range(matrix.shape[0]), _tick_labels(queries, matrix.shape[0]))
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
     if annotate is None:
@@ -83,7 +99,9 @@ def attention_heatmap(
     return ax
 
 
-def saturation_curves(dims, unscaled, scaled, *, ylabel: str, ax=None):
+def saturation_curves(
+    dims: Values, unscaled: Values, scaled: Values, *, ylabel: str, ax: Axes | None = None
+) -> Axes:
     """Plot a statistic of the softmax against the dimension d, with and without √d scaling."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
@@ -97,7 +115,9 @@ def saturation_curves(dims, unscaled, scaled, *, ylabel: str, ax=None):
     return ax
 
 
-def cost_curves(seq_lengths, seconds, megabytes, *, axes=None):
+def cost_curves(
+    seq_lengths: Values, seconds: Values, megabytes: Values, *, axes: AxesPair | None = None
+) -> AxesPair:
     """Plot attention's time and memory against sequence length (log-log, slope-2 guide).
 
     Each legend gives the slope fitted to the points (2 means cost ∝ seq²); ``megabytes``
@@ -127,14 +147,14 @@ def cost_curves(seq_lengths, seconds, megabytes, *, axes=None):
 
 
 def head_heatmaps(
-    weights,
+    weights: Values,
     queries: Sequence[str] | None = None,
     keys: Sequence[str] | None = None,
     *,
     ncols: int = 4,
     titles: Sequence[str] | None = None,
     suptitle: str | None = None,
-):
+) -> np.ndarray:
     """One attention heatmap per head, side by side, for ``weights`` ``(num_heads, seq_q, seq_k)``.
 
     Every panel shares one colour scale (0 to the largest weight), so heads can be compared.
@@ -153,8 +173,8 @@ def head_heatmaps(
             ax.axis("off")
             continue
         image = ax.imshow(matrix[head], cmap="viridis", vmin=0.0, vmax=vmax)
-        ax.set_xticks(range(seq_k), keys if keys is not None else range(seq_k), rotation=70)
-        ax.set_yticks(range(seq_q), queries if queries is not None else range(seq_q))
+        ax.set_xticks(range(seq_k), _tick_labels(keys, seq_k), rotation=70)
+        ax.set_yticks(range(seq_q), _tick_labels(queries, seq_q))
         ax.tick_params(labelsize=8)
         ax.set_title(titles[head] if titles is not None else f"head {head}", fontsize=10)
         if head % ncols:
@@ -166,7 +186,9 @@ def head_heatmaps(
     return axes
 
 
-def positional_heatmap(table, *, ax=None, title: str = "Sinusoidal positional encoding"):
+def positional_heatmap(
+    table: Values, *, ax: Axes | None = None, title: str = "Sinusoidal positional encoding"
+) -> Axes:
     """Draw a ``(max_len, d_model)`` table of position vectors: rows positions, columns features."""
     matrix = _as_numpy(table)
     if matrix.ndim != 2:
@@ -182,16 +204,16 @@ def positional_heatmap(table, *, ax=None, title: str = "Sinusoidal positional en
 
 
 def line_chart(
-    x,
-    series: dict,
+    x: Values,
+    series: Mapping[str, Values],
     *,
     xlabel: str,
     ylabel: str,
     title: str | None = None,
     logy: bool = False,
-    styles: dict | None = None,
-    ax=None,
-):
+    styles: Mapping[str, dict[str, Any]] | None = None,
+    ax: Axes | None = None,
+) -> Axes:
     """Plot several named curves against the same ``x`` (``series`` maps a label to values).
 
     ``styles`` maps a label to keyword arguments of ``ax.plot`` (default: dots joined by lines).
@@ -212,7 +234,9 @@ def line_chart(
     return ax
 
 
-def feature_bars(vectors: dict, *, title: str | None = None, ax=None):
+def feature_bars(
+    vectors: Mapping[str, Values], *, title: str | None = None, ax: Axes | None = None
+) -> Axes:
     """Bars of a few vectors' features side by side (``vectors`` maps a label to a 1-D vector)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3.2))
@@ -238,10 +262,11 @@ _LABEL_SPOTS = [
 ]
 
 
-def _place_labels(ax, coords: np.ndarray, words: Sequence[str], fontsize: int = 9) -> None:
+def _place_labels(ax: Axes, coords: np.ndarray, words: Sequence[str], fontsize: int = 9) -> None:
     """Label each point at the nearby spot that overlaps other labels least, then other points."""
     ax.figure.canvas.draw()  # fixes the axis limits and gives a renderer to measure text
-    renderer = ax.figure.canvas.get_renderer()
+    # The stub's FigureCanvasBase lacks get_renderer; the Agg canvases notebooks draw on have it.
+    renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
     radius = 4 * ax.figure.dpi / 72  # half a marker, in pixels
     centres = ax.transData.transform(coords)  # (num_words, 2) in pixels
     dots = [(x - radius, y - radius, x + radius, y + radius) for x, y in centres]
@@ -289,7 +314,13 @@ def _place_labels(ax, coords: np.ndarray, words: Sequence[str], fontsize: int = 
             labels.append((box.x0, box.y0, box.x1, box.y1))
 
 
-def word_map(points, words: Sequence[str], groups: Sequence[str] | None = None, *, ax=None):
+def word_map(
+    points: Values,
+    words: Sequence[str],
+    groups: Sequence[str] | None = None,
+    *,
+    ax: Axes | None = None,
+) -> Axes:
     """Scatter words at 2-D ``points`` ``(num_words, 2)`` with their labels, coloured by group."""
     coords = _as_numpy(points)
     if coords.shape != (len(words), 2):
@@ -309,7 +340,7 @@ def word_map(points, words: Sequence[str], groups: Sequence[str] | None = None, 
     return ax
 
 
-def patch_grid(image, patch_size: int, *, num_shown: int = 8):
+def patch_grid(image: Values, patch_size: int, *, num_shown: int = 8) -> tuple[Axes, list[Axes]]:
     """Show an image ``(height, width, channels)`` cut into patches, and its first patches."""
     pixels = _as_numpy(image)
     height, width = pixels.shape[:2]
@@ -334,7 +365,9 @@ def patch_grid(image, patch_size: int, *, num_shown: int = 8):
     return main, shown
 
 
-def training_curves(history, *, baseline: float | None = None, axes=None):
+def training_curves(
+    history: _History, *, baseline: float | None = None, axes: AxesPair | None = None
+) -> AxesPair:
     """Loss per step and per epoch (left), validation accuracy per epoch (right) of a run.
 
     ``history`` has ``step_loss``, ``train_loss``, ``valid_loss`` and ``valid_accuracy`` lists
@@ -372,7 +405,13 @@ def training_curves(history, *, baseline: float | None = None, axes=None):
     return axes
 
 
-def confusion_heatmap(matrix, labels: Sequence[str] | None = None, *, ax=None, title=None):
+def confusion_heatmap(
+    matrix: Values,
+    labels: Sequence[str] | None = None,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
     """Draw a confusion matrix (row = true class, column = predicted), each row as shares."""
     counts = _as_numpy(matrix)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
@@ -381,7 +420,7 @@ def confusion_heatmap(matrix, labels: Sequence[str] | None = None, *, ax=None, t
     if ax is None:
         _, ax = plt.subplots(figsize=(4.8, 4.2))
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-    ticks = labels if labels is not None else range(len(counts))
+    ticks = _tick_labels(labels, len(counts))
     ax.set_xticks(range(len(counts)), ticks)
     ax.set_yticks(range(len(counts)), ticks)
     ax.set_xlabel("predicted")

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import torch
 
 from course_utils.embeddings import WordAttention, word_attention
+
+if TYPE_CHECKING:
+    from gensim.models import KeyedVectors
 
 __all__ = [
     "AttentionExplorer",
@@ -51,7 +55,7 @@ class LiveView(widgets.VBox):
         super().__init__(children)
         self._static_html = static_html
 
-    def _repr_mimebundle_(self, **kwargs) -> dict:
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = super()._repr_mimebundle_(**kwargs)
         note = "<p><i>(A static copy: run the notebook to use the controls.)</i></p>"
         bundle["text/html"] = self._static_html() + note
@@ -83,7 +87,9 @@ class AttentionExplorer:
     ``weights = softmax(q · k / √d)`` over the keys. ``weights`` holds what is shown.
     """
 
-    def __init__(self, vectors, query: str = "bank", keys: str = "water shore boat money"):
+    def __init__(
+        self, vectors: KeyedVectors, query: str = "bank", keys: str = "water shore boat money"
+    ) -> None:
         self.vectors = vectors
         self.weights: torch.Tensor | None = None
         self._applying_preset = False
@@ -105,7 +111,7 @@ class AttentionExplorer:
         )
         self.update()
 
-    def _apply_preset(self, change=None) -> None:
+    def _apply_preset(self, change: dict[str, Any] | None = None) -> None:
         if self.preset.value in PRESETS:
             self._applying_preset = True  # the dropdown follows the text only once both are set
             try:
@@ -130,7 +136,7 @@ class AttentionExplorer:
             f"keys: <code>{html.escape(self.keys.value)}</code></p>{self.output.value}"
         )
 
-    def update(self, change=None) -> None:
+    def update(self, change: dict[str, Any] | None = None) -> None:
         """Recompute the weights for the current query and keys, and show them."""
         if self._applying_preset:
             return
@@ -153,7 +159,7 @@ class AttentionExplorer:
         self.weights = result.weights
         self.output.value = attention_table_html(result)
 
-    def _repr_mimebundle_(self, **kwargs):
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         return self.view._repr_mimebundle_(**kwargs)
 
 
@@ -182,7 +188,7 @@ def masked_lm_probe(
     )
     output = widgets.HTML()
 
-    def update(change=None) -> None:
+    def update(change: dict[str, Any] | None = None) -> None:
         try:
             table = probe_table(model, tokenizer, sentence.value, words.value)
         except ValueError as error:  # no blank, two blanks, no candidate

@@ -8,14 +8,18 @@ the Lee news corpus (about 58,000 words of Australian news) that ships inside ge
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # gensim is heavy to import; news_word_vectors imports it when called
+    from gensim.models import KeyedVectors
 
 __all__ = ["news_word_vectors", "sentence_vectors"]
 
 
 @lru_cache(maxsize=2)
-def news_word_vectors(vector_size: int = 48, seed: int = 0):
+def news_word_vectors(vector_size: int = 48, seed: int = 0) -> KeyedVectors:
     """Word2Vec vectors (gensim ``KeyedVectors``) trained in a few seconds on the Lee corpus.
 
     Deterministic for a given ``seed`` (one worker thread); cached for the process.
@@ -39,7 +43,7 @@ def news_word_vectors(vector_size: int = 48, seed: int = 0):
     return model.wv
 
 
-def sentence_vectors(words: list[str], vectors=None) -> torch.Tensor:
+def sentence_vectors(words: list[str], vectors: KeyedVectors | None = None) -> torch.Tensor:
     """Stack the vectors of ``words`` into a ``(seq, vector_size)`` float tensor.
 
     Raises ``KeyError`` naming every word the vectors do not know.
