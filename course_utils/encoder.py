@@ -15,7 +15,8 @@ Masks follow the course convention: bool, **True = may attend**. PyTorch's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -225,7 +226,9 @@ def _torch_activation_name(layer: nn.Module) -> str:
     raise ValueError(f"only ReLU and exact GELU layers can be copied; got {activation!r}")
 
 
-def _copy_linear_and_norms(block: nn.Module, layer: nn.Module, linears, norms) -> None:
+def _copy_linear_and_norms(
+    block: nn.Module, layer: nn.Module, linears: Iterable[str], norms: Iterable[str]
+) -> None:
     with torch.no_grad():
         for name in linears:
             target = getattr(block.feed_forward, name)
@@ -253,8 +256,8 @@ class Encoder(nn.Module):
         d_ff: int,
         *,
         block_factory: Callable[..., nn.Module] = EncoderBlock,
-        **block_kwargs,
-    ):
+        **block_kwargs: Any,
+    ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}")
