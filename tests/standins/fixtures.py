@@ -19,10 +19,12 @@ import pandas as pd
 __all__ = [
     "BROWN_TOPICS",
     "CROWS_PAIRS_BIAS_TYPES",
+    "tiny_bert_repo",
     "write_brown_zip",
     "write_crows_pairs_csv",
     "write_data",
     "write_yelp_csv",
+    "yelp_hub_repo",
 ]
 
 # Each topic's words appear only beside one another, so Word2Vec groups them as Brown does.
@@ -158,3 +160,92 @@ def write_data(folder: str | os.PathLike) -> dict[str, str]:
         "COURSE_YELP_TEST": str(write_yelp_csv(folder / "yelp" / "test.csv", 250, seed=1)),
         "COURSE_CROWS_PAIRS": str(write_crows_pairs_csv(folder / "crows_pairs" / "pairs.csv")),
     }
+
+
+YELP_LABEL_NAMES = ["1 star", "2 star", "3 stars", "4 stars", "5 stars"]
+_YELP_README = """---
+language:
+- en
+license: other
+task_categories:
+- text-classification
+pretty_name: YelpReviewFull
+dataset_info:
+  config_name: yelp_review_full
+  features:
+  - name: label
+    dtype:
+      class_label:
+        names:
+          '0': 1 star
+          '1': 2 star
+          '2': 3 stars
+          '3': 4 stars
+          '4': 5 stars
+  - name: text
+    dtype: string
+  splits:
+  - name: train
+    num_bytes: {train_bytes}
+    num_examples: {train_rows}
+  - name: test
+    num_bytes: {test_bytes}
+    num_examples: {test_rows}
+configs:
+- config_name: yelp_review_full
+  data_files:
+  - split: train
+    path: yelp_review_full/train-*
+  - split: test
+    path: yelp_review_full/test-*
+  default: true
+---
+
+# Dataset Card for YelpReviewFull (a tiny stand-in written by the course's tests)
+"""
+
+
+def yelp_hub_repo(folder: str | os.PathLike, train_rows: int = 500, test_rows: int = 250) -> Path:
+    """``Yelp/yelp_review_full`` as the hub holds it: README.md (YAML) and one parquet per split."""
+    import datasets
+
+    folder = Path(folder)
+    features = datasets.Features(
+        {"label": datasets.ClassLabel(names=YELP_LABEL_NAMES), "text": datasets.Value("string")}
+    )
+    sizes = {}
+    for split, rows, seed in (("train", train_rows, 0), ("test", test_rows, 1)):
+        frame = pd.read_csv(write_yelp_csv(folder / f"{split}.csv", rows, seed))
+        (folder / f"{split}.csv").unlink()
+        target = folder / "yelp_review_full" / f"{split}-00000-of-00001.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        datasets.Dataset.from_pandas(frame, features=features).to_parquet(target)
+        sizes[f"{split}_rows"] = rows
+        sizes[f"{split}_bytes"] = int(frame["text"].str.len().sum())
+    (folder / "README.md").write_text(_YELP_README.format(**sizes), encoding="utf-8")
+    return folder
+
+
+def tiny_bert_repo(folder: str | os.PathLike) -> Path:
+    """A two-layer random BERT and its WordPiece tokenizer, written by ``save_pretrained``."""
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    words = "[PAD] [UNK] [CLS] [SEP] [MASK] the a he she is was nurse doctor river bank ."
+    (folder / "vocab.txt").write_text("\n".join(words.split()) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    config = BertConfig(
+        vocab_size=len(words.split()),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertForMaskedLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
