@@ -42,6 +42,12 @@ _BROWN_TEMPLATES = [
     "a {0} is not a {1} , nor is it a {2}",
     "they talked about the {0} and the {1} all night",
 ]
+# Made-up words around the topic words: enough different spellings for the word-piece
+# vocabularies the lessons train (a few hundred pieces from the first 400 sentences).
+_SYLLABLES = "ba ce di fo gu ha ke li mo nu pa re si to vu wa ye zo".split()
+_FILLERS = sorted(
+    {a + b + c for a in _SYLLABLES for b in _SYLLABLES for c in ("", "n", "r", "st")}
+)[::3]
 _BROWN_SENTENCES_PER_FILE = 100
 _BROWN_FILES = ("ca01", "ca02", "cb01", "cb02", "cc01", "cc02", "cd01", "cd02")
 _BROWN_CATEGORIES = {"a": "news", "b": "editorial", "c": "reviews", "d": "religion"}
@@ -64,6 +70,7 @@ def write_brown_zip(path: str | os.PathLike) -> Path:
             for _ in range(_BROWN_SENTENCES_PER_FILE):
                 words = rng.sample(rng.choice(topics), 3)
                 text = rng.choice(_BROWN_TEMPLATES).format(*words)
+                text += " " + " ".join(rng.sample(_FILLERS, 3))
                 text = text[0].upper() + text[1:]
                 tagged = " ".join(f"{w}/{'nn' if w.isalpha() else w}" for w in text.split())
                 sentences.append(f"\n\n\t{tagged} ./.")
