@@ -468,9 +468,9 @@ print("modified:      ", " ".join(t for i, t in enumerate(tokens) if i not in sh
 # on a CPU (every pair otherwise), and estimates the time by timing one batch. Pass
 # `sample=None` for every pair. `precision="bfloat16"` in `crows_pairs_scores` is about
 # twice as fast on CPUs with AVX-512 BF16 or AMX and on recent GPUs, but it moves the
-# scores: measured here on the small model over all pairs, every sentence score moved
-# (by at most 0.17), 67 of the 1,508 preferences flipped and the metric went from 48.5 to
-# 49.2. Use it for a quick look, and float32 for numbers you report.
+# scores. Measured on one training of the small model, over all pairs: every sentence
+# score moved (by at most 0.17), 67 of the 1,508 preferences flipped, and the metric went
+# from 48.5 to 49.2. Use it for a quick look, and float32 for numbers you report.
 
 # %%
 plan = plan_scoring(model, tokenizer, pairs)  # sample=None: every pair
@@ -602,11 +602,10 @@ masked_lm_probe(model, tokenizer, "The doctor picked up ___ bag.", "his, her, th
 # - The metric is evidence about a model's associations, not about harm or fairness in use.
 #
 # **Measured here** (2-core CPU, no GPU, offline, so with the small Brown-corpus model):
-# training takes about 4 to 5 minutes on the idle machine (2,000 steps of 32 sentences;
-# held-out masked-token accuracy about 16%), scoring all 1,508 pairs about 50 s, and the
-# whole notebook about 6 minutes from an empty cache (the trained model is reused
-# afterwards). The build of this notebook shared the machine with other jobs (load
-# about 16 on 2 cores) and took 18 minutes: 15 of training, 3 of scoring.
+# the build of this notebook, from an empty cache on a machine shared with other jobs
+# (load about 3 to 5 on 2 cores), took 6 minutes: 288 s of training (2,000 steps of 32
+# sentences; held-out masked-token accuracy 16%) and 66 s to score all 1,508 pairs. The
+# trained model is reused afterwards. At a load of 16 the same build took 18 minutes.
 # The scores printed above come from the run that built this notebook; over four earlier
 # trainings the overall score was 50.3, 52.7, 50.5 and 46.8, a spread of six points
 # between models that differ only in a few rare word pieces. So for the small model, read
