@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from functools import partial
+from typing import Literal, TypedDict
 
 __all__ = ["SUBCOMMANDS", "main", "run_crows_pairs", "run_yelp", "run_yelp_step"]
 
@@ -85,7 +86,7 @@ def _yelp_seed(
     encoded: dict,
     labels: dict,
     chunks: list,
-    parts: str,
+    parts: Literal["reference", "yours"],
     device: str,
     threads: int | None,
 ) -> dict:
@@ -328,8 +329,18 @@ def _best_device():
 
 # CrowS-Pairs (lesson 07) ----------------------------------------------------------------
 
+
+class _Sizes(TypedDict):
+    """The size arguments of a :class:`~course_utils.mlm.MaskedLanguageModel`."""
+
+    d_model: int
+    num_heads: int
+    num_layers: int
+    d_ff: int
+
+
 # Model sizes for --random-size: a randomly initialised model times the scoring offline.
-RANDOM_SIZES = {
+RANDOM_SIZES: dict[str, _Sizes] = {
     "bert-base": {"d_model": 768, "num_heads": 12, "num_layers": 12, "d_ff": 3072},
     "bert-small": {"d_model": 512, "num_heads": 8, "num_layers": 4, "d_ff": 2048},
 }

@@ -139,6 +139,8 @@ class PositionalTable(nn.Module):
     ``add(x, table)`` does the adding (row ``t`` to ``x[:, t]``); nothing is learned.
     """
 
+    table: torch.Tensor  # a buffer, registered in __init__
+
     def __init__(
         self,
         table: torch.Tensor,
@@ -207,7 +209,7 @@ def build_classifier(
     max_len: int,
     *,
     parts: Literal["reference", "yours"] = "reference",
-    **sizes,
+    **sizes: Any,
 ) -> TransformerClassifier:
     """A :class:`TransformerClassifier` sized from the data: one output per class in ``labels``.
 
@@ -237,7 +239,7 @@ def _yours(name: str) -> bool:
     return parts.get(name).origin == "yours"
 
 
-def _first_nonfinite_part(model: nn.Module, ids: torch.Tensor) -> str | None:
+def _first_nonfinite_part(model: TransformerClassifier, ids: torch.Tensor) -> str | None:
     """Run ``model`` on ``ids`` and name the learner's part whose output first is not finite."""
     from course_utils.attention import MultiHeadAttention
 
@@ -276,7 +278,7 @@ def _first_nonfinite_part(model: nn.Module, ids: torch.Tensor) -> str | None:
 
 
 def part_failure(
-    model: nn.Module, ids: torch.Tensor, error: BaseException | None = None
+    model: TransformerClassifier, ids: torch.Tensor, error: BaseException | None = None
 ) -> BrokenPart | None:
     """A :class:`BrokenPart` naming the learner's part behind a failed step, or None.
 
@@ -296,7 +298,7 @@ def part_failure(
 
 
 def guarded_loss(
-    model: nn.Module, ids: torch.Tensor, compute: Callable[[], torch.Tensor], hint: str
+    model: TransformerClassifier, ids: torch.Tensor, compute: Callable[[], torch.Tensor], hint: str
 ) -> torch.Tensor:
     """``compute()`` the loss of a batch; if it fails, name the learner's part to blame.
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "BaselineResult",
@@ -22,14 +23,14 @@ __all__ = [
 ]
 
 
-def _labels(values, name: str) -> np.ndarray:
+def _labels(values: ArrayLike, name: str) -> np.ndarray:
     array = np.asarray(values.cpu() if hasattr(values, "cpu") else values)
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence of labels; got {array.shape}")
     return array.astype(np.int64)
 
 
-def classification_scores(y_true, y_pred) -> dict[str, float]:
+def classification_scores(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
     """``accuracy``, ``macro_f1`` and ``within_one`` (predicted stars off by at most one).
 
     Macro-F1 is the mean over the classes present in ``y_true`` of each class's F1 score.
@@ -46,7 +47,7 @@ def classification_scores(y_true, y_pred) -> dict[str, float]:
     }
 
 
-def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> np.ndarray:
     """``(num_classes, num_classes)`` counts: row = true class, column = predicted class."""
     true, pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     if true.shape != pred.shape:
@@ -68,7 +69,7 @@ class BaselineResult:
     model: object = None
 
 
-def majority_baseline(train_labels, num_test: int) -> BaselineResult:
+def majority_baseline(train_labels: ArrayLike, num_test: int) -> BaselineResult:
     """Predict the most frequent training label for every test review."""
     labels = _labels(train_labels, "train_labels")
     majority = int(np.bincount(labels).argmax())
@@ -77,7 +78,7 @@ def majority_baseline(train_labels, num_test: int) -> BaselineResult:
 
 def tfidf_baseline(
     train_texts: Sequence[str],
-    train_labels,
+    train_labels: ArrayLike,
     test_texts: Sequence[str],
     *,
     c: float = 4.0,

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tokenizers import Tokenizer
 from torch import nn
 
 from course_utils.cache import atomic_write, cache_key
@@ -120,7 +121,11 @@ def _stable_hash(text: str) -> int:
 
 
 def word2vec_init(
-    model: nn.Module, sequences: Sequence[Sequence[int]], *, epochs: int = 5, seed: int = 0
+    model: TransformerClassifier,
+    sequences: Sequence[Sequence[int]],
+    *,
+    epochs: int = 5,
+    seed: int = 0,
 ) -> int:
     """Start ``model.embedding`` from Word2Vec vectors trained on the token ids of ``sequences``.
 
@@ -298,7 +303,7 @@ def weights_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def mask_token_id(tokenizer) -> int:
+def mask_token_id(tokenizer: Tokenizer) -> int:
     """The id of ``[MASK]`` in a lesson-06 tokenizer."""
     mask_id = tokenizer.token_to_id(MASK)
     if mask_id is None:

@@ -26,7 +26,7 @@ from torch import nn
 
 from course_utils import settings
 from course_utils.cache import cache_key
-from course_utils.classifier import guarded_loss
+from course_utils.classifier import TransformerClassifier, guarded_loss
 from course_utils.classifier_pretraining import PretrainSettings, load_or_train, weights_digest
 from course_utils.device import set_seed
 from course_utils.training import length_batches, pad_batch, warmup_then_decay
@@ -115,7 +115,7 @@ def default_recipe(device: torch.device | str = "cpu", *, quick: bool | None = N
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module,
+    model: TransformerClassifier,
     sequences: Sequence[Sequence[int]],
     labels: Sequence[int],
     device: torch.device | str = "cpu",
@@ -123,14 +123,14 @@ def evaluate(
 ) -> tuple[float, torch.Tensor]:
     """Mean cross-entropy loss and the predicted class of every review, in the input order."""
     model.eval()
-    labels = torch.as_tensor(list(labels), dtype=torch.long)
+    label_ids = torch.as_tensor(list(labels), dtype=torch.long)
     predictions = torch.empty(len(sequences), dtype=torch.long)
     total_loss = 0.0
     for batch in length_batches(sequences, batch_size, shuffle=False):
         ids = pad_batch([sequences[i] for i in batch], model.pad_id).to(device)
         logits = model(ids)  # (batch, num_classes)
         total_loss += nn.functional.cross_entropy(
-            logits, labels[batch].to(device), reduction="sum"
+            logits, label_ids[batch].to(device), reduction="sum"
         ).item()
         predictions[batch] = logits.argmax(dim=-1).cpu()
     return total_loss / len(sequences), predictions
@@ -149,7 +149,7 @@ class History:
 
 
 def train_classifier(
-    model: nn.Module,
+    model: TransformerClassifier,
     train: tuple[Sequence[Sequence[int]], Sequence[int]],
     valid: tuple[Sequence[Sequence[int]], Sequence[int]],
     recipe: Recipe,
@@ -168,7 +168,7 @@ def train_classifier(
         raise ValueError(f"recipe.epochs must be at least 1, got {recipe.epochs}")
     set_seed(recipe.seed)
     sequences, labels = train
-    labels = torch.as_tensor(list(labels), dtype=torch.long)
+    label_ids = torch.as_tensor(list(labels), dtype=torch.long)
     start = time.perf_counter()
     model.to(device)
     optimizer = torch.optim.AdamW(
@@ -192,7 +192,7 @@ def train_classifier(
             loss = guarded_loss(
                 model,
                 ids,
-                lambda: loss_fn(model(ids), labels[batch].to(device)),  # noqa: B023 - called now
+                lambda: loss_fn(model(ids), label_ids[batch].to(device)),  # noqa: B023 - called now
                 "try a lower learning rate (recipe.lr)",
             )
             optimizer.zero_grad()
@@ -216,7 +216,12 @@ def train_classifier(
     return history
 
 
-def _fingerprint(model: nn.Module, recipe: Recipe, train, valid) -> str:
+def _fingerprint(
+    model: nn.Module,
+    recipe: Recipe,
+    train: tuple[Sequence[Sequence[int]], Sequence[int]],
+    valid: tuple[Sequence[Sequence[int]], Sequence[int]],
+) -> str:
     return cache_key(
         asdict(recipe),
         weights_digest(model),  # the starting weights: pretrained or not, whose parts
@@ -228,7 +233,7 @@ def _fingerprint(model: nn.Module, recipe: Recipe, train, valid) -> str:
 
 
 def train_or_load(
-    model: nn.Module,
+    model: TransformerClassifier,
     train: tuple[Sequence[Sequence[int]], Sequence[int]],
     valid: tuple[Sequence[Sequence[int]], Sequence[int]],
     recipe: Recipe,
