@@ -20,7 +20,7 @@ Training it (the masking recipe, the loop, the cache) is in :mod:`course_utils.m
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,15 @@ from torch import nn
 
 from course_utils.encoder import Encoder, EncoderBlock, LayerNorm
 from course_utils.training import IGNORE_INDEX
+
+if TYPE_CHECKING:  # tokenizers and transformers are imported when a function needs them
+    from tokenizers import Tokenizer
+    from transformers import (
+        BertForMaskedLM,
+        PreTrainedModel,
+        PreTrainedTokenizerBase,
+        PreTrainedTokenizerFast,
+    )
 
 __all__ = [
     "LAYER_NORM_EPS",
@@ -45,10 +54,13 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0-4, as i
 LAYER_NORM_EPS = 1e-12  # BERT's value; nn.LayerNorm's default is 1e-5
 
 
-def _wrap_tokenizer(backend, model_max_length: int):
+def _wrap_tokenizer(backend: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:
     """A ``transformers`` BERT tokenizer around a ``tokenizers`` WordPiece tokenizer."""
     from tokenizers import decoders, processors
-    from transformers import BertTokenizerFast
+
+    # transformers 5 keeps BertTokenizerFast only as a runtime alias of BertTokenizer, which
+    # its type hints do not show; 4.x, which the course also supports, needs this name.
+    from transformers import BertTokenizerFast  # type: ignore[attr-defined]
 
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
@@ -69,7 +81,7 @@ def _wrap_tokenizer(backend, model_max_length: int):
     )
 
 
-def _bert_backend(vocab: dict[str, int] | None = None):
+def _bert_backend(vocab: dict[str, int] | None = None) -> Tokenizer:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
     backend = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
@@ -79,7 +91,9 @@ def _bert_backend(vocab: dict[str, int] | None = None):
     return backend
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, model_max_length: int = 128):
+def train_wordpiece(
+    texts: Iterable[str], vocab_size: int = 8000, model_max_length: int = 128
+) -> PreTrainedTokenizerFast:
     """Learn an uncased WordPiece vocabulary from ``texts``; return a ``BertTokenizerFast``.
 
     The five special tokens get ids 0-4 (``[PAD]`` is 0); words the vocabulary lacks
@@ -101,7 +115,9 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, model_max_leng
     return wordpiece_tokenizer([*SPECIAL_TOKENS, *learned], model_max_length)
 
 
-def wordpiece_tokenizer(vocab: Sequence[str], model_max_length: int = 128):
+def wordpiece_tokenizer(
+    vocab: Sequence[str], model_max_length: int = 128
+) -> PreTrainedTokenizerFast:
     """A ``BertTokenizerFast`` with exactly this vocabulary (which must start with the specials)."""
     if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
         raise ValueError(f"the vocabulary must start with {SPECIAL_TOKENS}; got {vocab[:5]}")
@@ -133,7 +149,7 @@ def mask_tokens(
         raise ValueError("maskable must be a bool tensor shaped like input_ids")
     device = input_ids.device
 
-    def uniform():
+    def uniform() -> torch.Tensor:
         return torch.rand(input_ids.shape, generator=generator, device=device)
 
     chosen = (uniform() < mask_prob) & maskable
@@ -278,7 +294,7 @@ def _hf_state_dict(model: MaskedLanguageModel) -> dict[str, torch.Tensor]:
     for index, block in enumerate(model.encoder.layers):
         layer = f"bert.encoder.layer.{index}."
         for name, path in _BLOCK_LAYOUT.items():
-            module = block
+            module: Any = block  # the sub-layer at ``path``, looked up by name
             for attribute in path.split("."):
                 if not hasattr(module, attribute):
                     raise AttributeError(
@@ -307,7 +323,9 @@ _BLOCK_LAYOUT = {
 }
 
 
-def to_huggingface(model: MaskedLanguageModel, tokenizer=None):
+def to_huggingface(
+    model: MaskedLanguageModel, tokenizer: PreTrainedTokenizerBase | None = None
+) -> BertForMaskedLM:
     """A ``transformers`` ``BertForMaskedLM`` (eval mode) computing the same logits as ``model``.
 
     ``tokenizer`` (optional) supplies the padding id written into the config.
@@ -316,7 +334,7 @@ def to_huggingface(model: MaskedLanguageModel, tokenizer=None):
 
     if not isinstance(model, MaskedLanguageModel):
         raise TypeError(f"expected a MaskedLanguageModel, got {type(model).__name__}")
-    first = model.encoder.layers[0]
+    first: Any = model.encoder.layers[0]  # the course's or the learner's block
     config = BertConfig(
         vocab_size=model.vocab_size,
         hidden_size=model.word_embeddings.embedding_dim,
@@ -340,7 +358,7 @@ def to_huggingface(model: MaskedLanguageModel, tokenizer=None):
 
 
 def from_huggingface(
-    hf_model, *, block_factory: Callable[..., nn.Module] = EncoderBlock
+    hf_model: PreTrainedModel, *, block_factory: Callable[..., nn.Module] = EncoderBlock
 ) -> MaskedLanguageModel:
     """A :class:`MaskedLanguageModel` with ``block_factory``'s blocks and ``hf_model``'s weights.
 
@@ -349,7 +367,11 @@ def from_huggingface(
     computes the same logits: the reverse of :func:`to_huggingface`.
     """
     config = getattr(hf_model, "config", None)
-    if getattr(config, "model_type", None) != "bert" or not hasattr(hf_model, "cls"):
+    if (
+        config is None
+        or getattr(config, "model_type", None) != "bert"
+        or not hasattr(hf_model, "cls")
+    ):
         raise TypeError(f"expected a Hugging Face BertForMaskedLM, got {type(hf_model).__name__}")
     positions = getattr(config, "position_embedding_type", "absolute")
     if config.hidden_act != "gelu" or positions != "absolute":

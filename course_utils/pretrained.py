@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from course_utils.download import (
     describe_error,
@@ -21,6 +21,10 @@ from course_utils.download import (
     unavailable,
 )
 
+if TYPE_CHECKING:  # torch and transformers are imported when a model is loaded
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 __all__ = ["DEFAULT_MASKED_LM", "MaskedLM", "load_masked_lm"]
 
 DEFAULT_MASKED_LM = "bert-base-uncased"
@@ -29,14 +33,16 @@ DEFAULT_MASKED_LM = "bert-base-uncased"
 class MaskedLM(NamedTuple):
     """A tokenizer and its masked language model (in eval mode); unpacks as a pair."""
 
-    tokenizer: object
-    model: object
+    tokenizer: PreTrainedTokenizerBase
+    model: PreTrainedModel
 
 
 _MASKED_LMS: dict[tuple[str, str], MaskedLM] = {}
 
 
-def load_masked_lm(name_or_dir: str | os.PathLike | None = None, device=None) -> MaskedLM:
+def load_masked_lm(
+    name_or_dir: str | os.PathLike | None = None, device: torch.device | str | None = None
+) -> MaskedLM:
     """Load a masked language model and its tokenizer once per process: ``(tokenizer, model)``.
 
     ``name_or_dir`` is a Hugging Face hub name or a local directory written by
@@ -60,7 +66,7 @@ def load_masked_lm(name_or_dir: str | os.PathLike | None = None, device=None) ->
 
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    def load(**options) -> MaskedLM:
+    def load(**options: Any) -> MaskedLM:
         tokenizer = AutoTokenizer.from_pretrained(name, **options)
         model = AutoModelForMaskedLM.from_pretrained(name, **options)
         return MaskedLM(tokenizer, model.to(device).eval())
