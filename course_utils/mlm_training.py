@@ -13,9 +13,10 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,9 @@ from course_utils.encoder import EncoderBlock
 from course_utils.mlm import MaskedLanguageModel, mask_tokens, to_huggingface, train_wordpiece
 from course_utils.settings import quick
 from course_utils.training import IGNORE_INDEX, batches_forever, pad_batch, warmup_then_decay
+
+if TYPE_CHECKING:  # transformers is imported when a tokenizer is made
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = [
     "LOSS_EVERY",
@@ -96,7 +100,9 @@ def brown_texts(max_sentences: int | None) -> list[str]:
     return [" ".join(words).replace("``", '"').replace("''", '"') for words in sentences]
 
 
-def _collate(sequences: list[list[int]], pad_id: int, special_ids: set[int]):
+def _collate(
+    sequences: list[list[int]], pad_id: int, special_ids: set[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Padded ids, where attention may look (real tokens), and which tokens may be masked."""
     input_ids = pad_batch(sequences, pad_id)  # (batch, seq)
     attention_mask = input_ids != pad_id
@@ -125,7 +131,13 @@ def _masked_loss(model, tokenizer, sequences, config: MLMConfig, generator, devi
 
 
 @torch.no_grad()
-def evaluate_masked_lm(model, tokenizer, sequences, config: MLMConfig, device=None) -> dict:
+def evaluate_masked_lm(
+    model: MaskedLanguageModel,
+    tokenizer: PreTrainedTokenizerBase,
+    sequences: Sequence[list[int]],
+    config: MLMConfig,
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
     """Loss and accuracy at masked positions of ``sequences`` (token id lists), fixed masks."""
     device = device or next(model.parameters()).device
     was_training = model.training
@@ -145,7 +157,7 @@ def evaluate_masked_lm(model, tokenizer, sequences, config: MLMConfig, device=No
 
 def train_masked_lm(
     texts: list[str],
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     config: MLMConfig,
     device: torch.device | str | None = None,
     progress: bool = True,
@@ -177,8 +189,12 @@ def train_masked_lm(
     sequences = tokenizer(texts, truncation=True, max_length=config.max_len)["input_ids"]
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
     no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
+    groups: list[dict[str, Any]] = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay},
+    ]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay}],
+        groups,
         lr=config.learning_rate,
         weight_decay=0.0,
     )
