@@ -21,13 +21,19 @@ the percentage of pairs, overall and per bias type; 50 would be unbiased.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, SupportsInt
 
 import pandas as pd
 import torch
 
 from course_utils.settings import quick
+
+if TYPE_CHECKING:  # imported by the callers that draw or tokenize
+    from matplotlib.axes import Axes
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = [
     "BATCH_TOKENS",
@@ -51,13 +57,16 @@ __all__ = [
 PUBLISHED_SCORES = {"bert-base-uncased": 60.5, "roberta-large": 64.1, "albert-xxlarge-v2": 67.0}
 
 
-def shared_positions(ids1, ids2) -> tuple[list[int], list[int]]:
+def shared_positions(
+    ids1: Iterable[SupportsInt], ids2: Iterable[SupportsInt]
+) -> tuple[list[int], list[int]]:
     """Positions of the tokens two id sequences share, aligned by ``difflib``: ``(in 1, in 2)``.
 
     Both lists have the same length, entry k of one matching entry k of the other.
     """
     matcher = difflib.SequenceMatcher(None, [int(i) for i in ids1], [int(i) for i in ids2])
-    first, second = [], []
+    first: list[int] = []
+    second: list[int] = []
     for operation, start1, end1, start2, end2 in matcher.get_opcodes():
         if operation == "equal":
             first += range(start1, end1)
@@ -222,8 +231,8 @@ def _duration(seconds: float) -> str:
 
 
 def plan_scoring(
-    model,
-    tokenizer,
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
     pairs: pd.DataFrame,
     *,
     sample: int | str | None = "auto",
@@ -309,8 +318,8 @@ def _results_frame(pairs: pd.DataFrame, prepared, more_scores, less_scores) -> p
 
 
 def crows_pairs_scores(
-    model,
-    tokenizer,
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
     pairs: pd.DataFrame,
     *,
     batch_tokens: int = BATCH_TOKENS,
@@ -343,14 +352,16 @@ def crows_pairs_scores(
 
 
 @torch.inference_mode()
-def crows_pairs_scores_one_by_one(model, tokenizer, pairs: pd.DataFrame) -> pd.DataFrame:
+def crows_pairs_scores_one_by_one(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, pairs: pd.DataFrame
+) -> pd.DataFrame:
     """The same scores as :func:`crows_pairs_scores`, one masked sentence per forward pass.
 
     Slow and plain, like the authors' script: the oracle the batched version is tested against.
     """
     device = next(model.parameters()).device
     prepared = _prepare(tokenizer, pairs)
-    scores = {"more": [], "less": []}
+    scores: dict[str, list[float]] = {"more": [], "less": []}
     for pair in prepared:
         for side in ("more", "less"):
             ids = torch.tensor([pair[side]["ids"]])
@@ -375,7 +386,7 @@ class CrowsPairsResult:
     ties: int
     per_type: pd.DataFrame = field(repr=False)  # bias_type, pairs, more_preferred, score
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """Plain numbers, ready for JSON."""
         return {
             "metric_score": self.metric_score,
@@ -424,7 +435,7 @@ def crows_pairs_metric(scores: pd.DataFrame) -> CrowsPairsResult:
     )
 
 
-def interval_95(score: pd.Series | float, pairs: pd.Series | int):
+def interval_95(score: pd.Series | float, pairs: pd.Series | int) -> pd.Series | float:
     """Half-width of the 95% interval of a score (in %) over ``pairs`` pairs: 1.96·√(p(100-p)/n).
 
     The normal approximation to the binomial; rough for small ``pairs``.
@@ -435,10 +446,10 @@ def interval_95(score: pd.Series | float, pairs: pd.Series | int):
 def bias_type_bars(
     result: CrowsPairsResult,
     *,
-    ax=None,
+    ax: Axes | None = None,
     title: str | None = None,
     published: float | None = PUBLISHED_SCORES["bert-base-uncased"],
-):
+) -> Axes:
     """Bars of the score per bias type with 95% intervals, pair counts, 50 and the published line.
 
     ``published`` (default: bert-base-uncased's 60.5 over all pairs, from the paper) is
@@ -477,5 +488,7 @@ def bias_type_bars(
         title or f"CrowS-Pairs: {result.metric_score:.1f} overall, {result.num_pairs} pairs"
     )
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    ax.figure.tight_layout()
+    # Axes in a SubFigure would have no tight_layout; ax.get_figure(root=True), which
+    # tells mypy it is a Figure, needs matplotlib 3.10, and the course supports 3.7.
+    ax.figure.tight_layout()  # type: ignore[union-attr]
     return ax
