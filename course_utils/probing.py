@@ -13,9 +13,14 @@ A blank is written ``___`` (three underscores): ``"The doctor picked up ___ bag.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
+
+if TYPE_CHECKING:  # transformers is imported by whoever loads the model
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = [
     "BLANK",
@@ -29,7 +34,7 @@ __all__ = [
 BLANK = "___"
 
 
-def _device(model) -> torch.device:
+def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
@@ -40,7 +45,9 @@ def _split_at_blank(text: str) -> tuple[str, str]:
     return before, after
 
 
-def encode_with_candidate(tokenizer, text: str, candidate: str) -> tuple[torch.Tensor, list[int]]:
+def encode_with_candidate(
+    tokenizer: PreTrainedTokenizerBase, text: str, candidate: str
+) -> tuple[torch.Tensor, list[int]]:
     """Fill the blank with ``candidate``; return the ids ``(1, seq)`` and the candidate's positions.
 
     The positions are those of every word piece of the candidate (one for ``"his"``,
@@ -71,7 +78,9 @@ def encode_with_candidate(tokenizer, text: str, candidate: str) -> tuple[torch.T
 
 
 @torch.no_grad()
-def candidate_probabilities(model, tokenizer, text: str, candidates: Sequence[str]) -> torch.Tensor:
+def candidate_probabilities(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, candidates: Sequence[str]
+) -> torch.Tensor:
     """The probability of each candidate for the blank: a tensor ``(len(candidates),)``.
 
     For each candidate, all its word pieces are masked at once and the probability is
@@ -94,7 +103,9 @@ def candidate_probabilities(model, tokenizer, text: str, candidates: Sequence[st
 
 
 @torch.no_grad()
-def pseudo_log_likelihood(model, tokenizer, sentence: str) -> torch.Tensor:
+def pseudo_log_likelihood(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, sentence: str
+) -> torch.Tensor:
     """The sentence's pseudo-log-likelihood, a 0-dim tensor: Σ log P(token | the rest).
 
     Each token except the special ones (``[CLS]``, ``[SEP]``) is masked in turn, the
@@ -113,7 +124,9 @@ def pseudo_log_likelihood(model, tokenizer, sentence: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def top_predictions(model, tokenizer, text: str, k: int = 10) -> pd.DataFrame:
+def top_predictions(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, k: int = 10
+) -> pd.DataFrame:
     """The ``k`` likeliest tokens for a blank replaced by one mask token, with probabilities."""
     before, after = _split_at_blank(text)
     encoding = tokenizer(before + tokenizer.mask_token + after, return_tensors="pt")
@@ -125,7 +138,12 @@ def top_predictions(model, tokenizer, text: str, k: int = 10) -> pd.DataFrame:
     return pd.DataFrame({"token": tokens, "probability": top.values.cpu().numpy().round(4)})
 
 
-def probe_table(model, tokenizer, text: str, candidates: str | Sequence[str]) -> pd.DataFrame:
+def probe_table(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    text: str,
+    candidates: str | Sequence[str],
+) -> pd.DataFrame:
     """Candidates (a list, or one string separated by commas or slashes) and their probabilities.
 
     Columns: the candidate, its word pieces, its probability for the blank, and its

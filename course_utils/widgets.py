@@ -18,6 +18,8 @@ from course_utils.embeddings import WordAttention, word_attention
 
 if TYPE_CHECKING:
     from gensim.models import KeyedVectors
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = [
     "AttentionExplorer",
@@ -164,7 +166,10 @@ class AttentionExplorer:
 
 
 def masked_lm_probe(
-    model, tokenizer, text: str = "The doctor picked up ___ bag.", candidates: str = "his, her"
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    text: str = "The doctor picked up ___ bag.",
+    candidates: str = "his, her",
 ) -> LiveView:
     """Type a sentence with a blank ``___`` and candidate words; see each one's probability.
 
