@@ -138,7 +138,13 @@ def main(argv: list[str]) -> int:
         return open_lab(lab_command(python))
     status = run(python, "-m", "ruff", "check", ".")
     status |= run(python, "-m", "ruff", "format", "--check", ".")
-    status |= run(python, "-m", "pytest", *argv[1:])
+    status |= run(python, "-m", "mypy")
+    # Two test processes (more on a bigger machine) share the work; the solution notebooks
+    # stay on one of them, in lesson order (see conftest.py). Idle OpenMP threads must not
+    # spin while another process needs the core.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    parallel = ("-n", "auto", "--maxprocesses", "4", "--dist", "loadgroup")
+    status |= run(python, "-m", "pytest", *parallel, *argv[1:])
     return status
 
 

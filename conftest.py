@@ -19,6 +19,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("COURSE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SHARED_FILES = {
@@ -72,3 +74,36 @@ DATA_LINE = _data_environment()
 def pytest_report_header(config) -> str:
     """Say once, at the top of the run, which data the tests use."""
     return DATA_LINE
+
+
+@pytest.fixture(autouse=True)
+def _a_record_of_parts_per_test(tmp_path_factory, monkeypatch):
+    """Each test keeps the parts its checks pass in a folder of its own.
+
+    Without this, a test that checks a (valid) learner implementation would leave it on
+    record for every later test and notebook of the run, in whatever order the test
+    processes happen to run them. nbval's notebook cells are not test functions, so the
+    solution notebooks still share one record, in lesson order, as a learner's would.
+    """
+    from course_utils import parts
+
+    monkeypatch.setenv("COURSE_PARTS_DIR", str(tmp_path_factory.mktemp("parts")))
+    parts._loaded.clear()
+    parts._passed_now.clear()
+    yield
+    parts._loaded.clear()
+    parts._passed_now.clear()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """nbval's cells are slow, and run in order on one worker when the run is parallel.
+
+    Marking them ``slow`` keeps them out of ``make test-fast``. Under pytest-xdist
+    (``--dist loadgroup``, as the README's test command runs), every solution notebook goes
+    to the same worker, in lesson order, so lessons 06-08 find the parts that the solutions
+    of 02-05 recorded in the shared course cache, as they would for a learner.
+    """
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group("solution-notebooks"))

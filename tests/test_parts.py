@@ -21,13 +21,19 @@ from course_utils.exercises import EXERCISES, check
 
 @pytest.fixture(autouse=True)
 def record_folder(tmp_path, monkeypatch):
-    """Every test gets an empty record of its own, and learner parts switched on."""
+    """Every test gets an empty record of its own, and learner parts switched on.
+
+    The in-process memory of what passed is emptied too, so no test sees a check that an
+    earlier test in the same process (in whatever order pytest-xdist gives) made pass.
+    """
     folder = tmp_path / "parts"
     monkeypatch.setenv("COURSE_PARTS_DIR", str(folder))
     monkeypatch.delenv("COURSE_PARTS", raising=False)
     parts._loaded.clear()
+    parts._passed_now.clear()
     yield folder
     parts._loaded.clear()
+    parts._passed_now.clear()
 
 
 def run_in_kernel(cells: list[str], env: dict[str, str], timeout: int = 300) -> list[str]:
