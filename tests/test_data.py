@@ -100,6 +100,7 @@ def _check_brown(sentences):
     assert sentences == [["the", "river", "bank"], ["it", "rose"], ["money", "is"]]
 
 
+@pytest.mark.slow  # reads the whole Brown corpus
 def test_brown_from_the_shared_nltk_data(monkeypatch):
     if not SHARED_BROWN.is_file():
         pytest.skip(f"no shared copy at {SHARED_BROWN}")

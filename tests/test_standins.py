@@ -253,6 +253,7 @@ def _check_failed(report: dict, reason: str) -> None:
     assert report["seconds"] < HUB_IMPORT_SECONDS + HUB_TIMEOUT + SLACK
 
 
+@pytest.mark.slow  # a fresh Python process per hub call: libraries load each time
 def test_hub_faults_then_the_real_download_then_offline(hub_repos, tmp_path):
     steps = [
         {"fault": "404", "load": "yelp"},
@@ -283,6 +284,7 @@ def test_hub_faults_then_the_real_download_then_offline(hub_repos, tmp_path):
     assert [r["text"] for r in (yelp_again, bert_again)] == [yelp["text"], bert["text"]]
 
 
+@pytest.mark.slow  # a fresh Python process per hub call: libraries load each time
 def test_hub_unreachable_fails_within_the_timeout(tmp_path):
     steps = [{"load": "yelp"}, {"load": "bert"}]
     for report in _drive(tmp_path, f"http://127.0.0.1:{_closed_port()}", steps):
@@ -290,6 +292,7 @@ def test_hub_unreachable_fails_within_the_timeout(tmp_path):
         assert report["hf_cache"] == []
 
 
+@pytest.mark.slow  # a fresh Python process per hub call: libraries load each time
 def test_hub_through_a_proxy(hub_repos, tmp_path):
     with HubServer(hub_repos) as hub, Proxy() as proxy:
         endpoint = f"http://hub.standin.invalid:{hub.port}"  # reachable only through the proxy
