@@ -139,11 +139,11 @@ def main(argv: list[str]) -> int:
     status = run(python, "-m", "ruff", "check", ".")
     status |= run(python, "-m", "ruff", "format", "--check", ".")
     status |= run(python, "-m", "mypy")
-    # Two test processes (more on a bigger machine) share the work; the solution notebooks
-    # stay on one of them, in lesson order (see conftest.py). Idle OpenMP threads must not
-    # spin while another process needs the core.
+    # Two test processes (more on a bigger machine) share the work, a whole test file or
+    # notebook at a time (see conftest.py). Idle OpenMP threads must not spin while another
+    # process needs the core.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parallel = ("-n", "auto", "--maxprocesses", "4", "--dist", "loadgroup")
+    parallel = ("-n", "auto", "--maxprocesses", "4", "--dist", "loadfile")
     status |= run(python, "-m", "pytest", *parallel, *argv[1:])
     return status
 

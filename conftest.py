@@ -96,14 +96,13 @@ def _a_record_of_parts_per_test(tmp_path_factory, monkeypatch):
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """nbval's cells are slow, and run in order on one worker when the run is parallel.
+    """nbval's notebook cells are slow: ``make test-fast`` leaves them out.
 
-    Marking them ``slow`` keeps them out of ``make test-fast``. Under pytest-xdist
-    (``--dist loadgroup``, as the README's test command runs), every solution notebook goes
-    to the same worker, in lesson order, so lessons 06-08 find the parts that the solutions
-    of 02-05 recorded in the shared course cache, as they would for a learner.
+    Under pytest-xdist the README's test command uses ``--dist loadfile``, so the cells of
+    one notebook always run in order in one kernel. Notebooks may run side by side: a
+    solution notebook that finds an earlier lesson's part not yet on record uses the
+    reference, which computes the same numbers, and says so only in unchecked output.
     """
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.slow)
-            item.add_marker(pytest.mark.xdist_group("solution-notebooks"))
