@@ -24,6 +24,7 @@ from course_utils.checkers.modules import (
     SeededDropout,
     _load_reference_weights,
     build_quietly,
+    not_a_module_class,
     randomise_parameters,
 )
 from course_utils.checking import (
@@ -272,12 +273,9 @@ def trained_module_exercise(
         return module(*clone_inputs(case.args), **clone_inputs(case.kwargs))
 
     def verdict(submission: Any) -> str | None:
-        if not (isinstance(submission, type) and issubclass(submission, nn.Module)):
-            kind = "an instance of" if isinstance(submission, nn.Module) else "a value of type"
-            return (
-                "pass your class itself, a subclass of nn.Module "
-                f'(check("{exercise_id}", {name})); you passed {kind} {type(submission).__name__}.'
-            )
+        not_a_class = not_a_module_class(submission, exercise_id, name)
+        if not_a_class:
+            return not_a_class
         generator = torch.Generator().manual_seed(seed)
         runs = []
         with torch.no_grad():

@@ -37,6 +37,7 @@ __all__ = [
     "SeededDropout",
     "build_quietly",
     "module_exercise",
+    "not_a_module_class",
     "randomise_parameters",
 ]
 
@@ -94,6 +95,17 @@ def randomise_parameters(module: nn.Module, generator: torch.Generator) -> nn.Mo
             else:
                 parameter.copy_(0.3 * noise)
     return module
+
+
+def not_a_module_class(submission: Any, exercise_id: str, name: str) -> str | None:
+    """The verdict when ``submission`` is not an ``nn.Module`` subclass, else None."""
+    if isinstance(submission, type) and issubclass(submission, nn.Module):
+        return None
+    kind = "an instance of" if isinstance(submission, nn.Module) else "a value of type"
+    return (
+        "pass your class itself, a subclass of nn.Module "
+        f'(check("{exercise_id}", {name})); you passed {kind} {type(submission).__name__}.'
+    )
 
 
 def _describe_init(name: str, case: ModuleCase) -> str:
@@ -158,12 +170,9 @@ def module_exercise(
         return build_quietly(submission, *args, **kwargs)
 
     def verdict(submission: Any) -> str | None:
-        if not (isinstance(submission, type) and issubclass(submission, nn.Module)):
-            kind = "an instance of" if isinstance(submission, nn.Module) else "a value of type"
-            return (
-                "pass your class itself, a subclass of nn.Module "
-                f'(check("{exercise_id}", {name})); you passed {kind} {type(submission).__name__}.'
-            )
+        not_a_class = not_a_module_class(submission, exercise_id, name)
+        if not_a_class:
+            return not_a_class
         generator = torch.Generator().manual_seed(seed)
         runs = []
         with torch.no_grad():
