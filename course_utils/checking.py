@@ -49,11 +49,13 @@ __all__ = [
     "call_learner",
     "clone_inputs",
     "describe_value",
+    "flawed_mistake",
     "function_exercise",
     "isolated_state",
     "judge",
     "learner_traceback",
     "mistake_output",
+    "not_a_function",
     "passed",
     "structure_verdict",
     "value_verdict",
@@ -61,6 +63,7 @@ __all__ = [
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
+DEFAULT_SUCCESS = "correct on every test case."
 
 
 class CheckFailed(AssertionError):
@@ -90,6 +93,37 @@ class Mistake:
     fields: tuple[int, ...] | None = None
 
 
+def flawed_mistake(
+    name: str,
+    hint: str,
+    flawed: Callable[..., Any],
+    *,
+    fields: tuple[int, ...] | None = None,
+    **switches: Any,
+) -> Mistake:
+    """The :class:`Mistake` ``name``: ``flawed`` with the keyword ``switches`` turned on.
+
+    ``flawed`` is a function written with one keyword switch per classic mistake, called as
+    ``flawed(*args, **kwargs, **switches)``, or a class whose class attributes are the
+    switches, subclassed with them set (``_FlawedEncoderBlock`` gives classes named
+    ``EncoderBlock``). Without switches a function is the mistake itself. Either way the
+    submission is named after the mistake. A checker binds its flawed implementation once:
+    ``_loss_mistake = functools.partial(flawed_mistake, flawed=_flawed_loss)``.
+    """
+    submission: Any
+    if isinstance(flawed, type):
+        class_name = flawed.__name__.removeprefix("_Flawed")
+        submission = type(class_name, (flawed,), {"__qualname__": name, **switches})
+    else:
+
+        def switched_on(*args: Any, **kwargs: Any) -> Any:
+            return flawed(*args, **kwargs, **switches)
+
+        switched_on.__name__ = switched_on.__qualname__ = name
+        submission = switched_on
+    return Mistake(name, hint, submission, fields)
+
+
 @dataclass(frozen=True)
 class Case:
     """One set of inputs to call a submission with, and a few words on what it tests."""
@@ -117,7 +151,7 @@ class Exercise:
     mistakes: tuple[Mistake, ...] = ()
     stub: Any = None
     crash: Any = None
-    success: str = "correct on every test case."
+    success: str = DEFAULT_SUCCESS
 
     def check(self, submission: Any) -> None:
         """Raise :class:`CheckFailed` with one sentence if ``submission`` is wrong, else print."""
@@ -685,6 +719,23 @@ def stub(*args: Any, **kwargs: Any) -> Any:
     raise NotImplementedError("Exercise not done yet: replace this line with your code.")
 
 
+def index_crash(*args: Any, **kwargs: Any) -> Any:
+    """A submission that crashes inside learner code, as a typical slip does: a bad index."""
+    return args[0][("not", "an", "index")]
+
+
+def not_a_function(submission: Any, exercise_id: str, name: str) -> str | None:
+    """The verdict when ``submission`` is not a function (a value, a class, a module), else None."""
+    if callable(submission) and not isinstance(submission, (type, nn.Module)):
+        return None
+    given = (
+        f"the class {submission.__name__}"
+        if isinstance(submission, type)
+        else f"a {type(submission).__name__}"
+    )
+    return f'pass the function itself (e.g. check("{exercise_id}", {name})); you passed {given}.'
+
+
 def function_exercise(
     exercise_id: str,
     reference: Callable,
@@ -697,8 +748,8 @@ def function_exercise(
     rtol: float = DEFAULT_RTOL,
     exact_dtype: bool = False,
     inspect_call: Callable[[dict[str, Any]], str | None] | None = None,
-    crash: Callable | None = None,
-    success: str = "",
+    crash: Callable = index_crash,
+    success: str = DEFAULT_SUCCESS,
 ) -> Exercise:
     """Build an :class:`Exercise` for a function the learner writes.
 
@@ -711,11 +762,9 @@ def function_exercise(
     mistakes = tuple(mistakes)
 
     def verdict(submission: Callable) -> str | None:
-        if not callable(submission) or isinstance(submission, nn.Module):
-            return (
-                f'pass the function itself (e.g. check("{exercise_id}", {name})); you passed '
-                f"a {type(submission).__name__}."
-            )
+        wrong_kind = not_a_function(submission, exercise_id, name)
+        if wrong_kind:
+            return wrong_kind
         generator = torch.Generator().manual_seed(seed)
         runs = []
         for case in cases(generator):
@@ -738,16 +787,4 @@ def function_exercise(
             runs, names=names, mistakes=mistakes, atol=atol, rtol=rtol, exact_dtype=exact_dtype
         )
 
-    def default_crash(*args: Any, **kwargs: Any) -> Any:
-        return args[0][("not", "an", "index")]  # a typical learner slip: a bad index
-
-    return Exercise(
-        exercise_id,
-        name,
-        reference,
-        verdict,
-        mistakes,
-        stub=stub,
-        crash=crash or default_crash,
-        success=success or "correct on every test case.",
-    )
+    return Exercise(exercise_id, name, reference, verdict, mistakes, stub, crash, success)

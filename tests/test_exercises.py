@@ -219,6 +219,10 @@ def test_unknown_exercise_names_the_known_ones():
 def test_passing_a_non_function_is_a_clear_failure():
     with pytest.raises(CheckFailed, match="pass the function itself"):
         check("2.1", 42)
+    with pytest.raises(CheckFailed, match="you passed the class MultiHeadAttention"):
+        check("2.1", EXERCISES["3.3"].reference)
+    with pytest.raises(CheckFailed, match="you passed a MultiHeadAttention"):
+        check("3.4", EXERCISES["3.3"].reference(8, 2))
 
 
 def test_learner_crash_traceback_shows_learner_frames_not_the_checkers():

@@ -228,6 +228,38 @@ def test_checker_wants_the_class_not_an_instance():
         check("3.3", MultiHeadAttention(8, 2))
 
 
+class _FixedRate(EinsumAttention):
+    def __init__(self, d_model, num_heads, dropout=0.0):
+        super().__init__(d_model, num_heads)
+        self.dropout = nn.Dropout(0.1)  # the argument is ignored
+
+
+class _SwitchesToTraining(EinsumAttention):
+    def forward(self, query, key=None, value=None, mask=None):
+        self.train()
+        return super().forward(query, key, value, mask)
+
+
+class _RandomInEvaluation(EinsumAttention):
+    def forward(self, query, key=None, value=None, mask=None):
+        output, weights = super().forward(query, key, value, mask)
+        return nn.functional.dropout(output, 0.5, training=True), weights
+
+
+@pytest.mark.parametrize(
+    ("submission", "words"),
+    [
+        (_FixedRate, "pass the dropout argument on instead of a fixed rate"),
+        (_SwitchesToTraining, "switched the module out of evaluation mode"),
+        (_RandomInEvaluation, "random in evaluation mode"),
+    ],
+)
+def test_checker_shares_the_module_checks_of_lesson_04(submission, words):
+    # 3.3 runs through the same module_exercise as 4.2 and 4.3, with the same checks.
+    with pytest.raises(CheckFailed, match=words):
+        check("3.3", submission)
+
+
 # Exercise 3.4: a catalogue of weight loaders learners write. Every wrong one is rejected,
 # at least 80% with a sentence naming the mistake (the expected words), every valid one
 # accepted.

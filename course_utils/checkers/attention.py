@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from course_utils import attention
-from course_utils.checking import Case, Mistake, function_exercise
+from course_utils.checking import Case, Mistake, flawed_mistake, function_exercise
 
 __all__ = ["EXERCISES"]
 
@@ -51,12 +52,7 @@ def _flawed_attention(
     return (scores if output_from_scores else weights) @ value, weights
 
 
-def _mistake(name, hint, fields=None, **flaw):
-    def submission(query, key, value, mask=None):
-        return _flawed_attention(query, key, value, mask, **flaw)
-
-    submission.__name__ = name
-    return Mistake(name, hint, submission, fields)
+_mistake = functools.partial(flawed_mistake, flawed=_flawed_attention)
 
 
 def _weights_for_output(query, key, value, mask=None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -9,18 +10,10 @@ from torch import nn
 
 from course_utils import classifier
 from course_utils.attention import padding_mask
-from course_utils.checkers.modules import SeededDropout, build_quietly, randomise_parameters
-from course_utils.checking import Case, Mistake, function_exercise
+from course_utils.checkers.modules import build_quietly, randomise_parameters, seed_dropouts
+from course_utils.checking import Case, flawed_mistake, function_exercise
 
 __all__ = ["EXERCISES"]
-
-
-def _pool_mistake(name, hint, pool):
-    def submission(hidden, mask):
-        return pool(hidden, mask)
-
-    submission.__name__ = name
-    return Mistake(name, hint, submission)
 
 
 def _masked_sum(hidden, mask, dim=1):
@@ -28,54 +21,54 @@ def _masked_sum(hidden, mask, dim=1):
 
 
 POOL_MISTAKES = (
-    _pool_mistake(
+    flawed_mistake(
         "mean over the padding too",
         "you averaged over every position, padding included; multiply by the mask and divide "
         "by each review's number of real tokens.",
         lambda h, m: h.mean(dim=1),
     ),
-    _pool_mistake(
+    flawed_mistake(
         "mask inverted",
         "your mask has the wrong polarity, so you averaged the padding: True marks the real "
         "tokens, so keep the positions where mask is True.",
         lambda h, m: _masked_sum(h, ~m) / (~m).sum(dim=1, keepdim=True),
     ),
-    _pool_mistake(
+    flawed_mistake(
         "divided by the padded length",
         "you zeroed the padding but divided by the padded length seq; divide by the number "
         "of real tokens, mask.sum(dim=1, keepdim=True).",
         lambda h, m: _masked_sum(h, m) / h.size(1),
     ),
-    _pool_mistake(
+    flawed_mistake(
         "sum instead of mean",
         "you summed the real tokens' vectors; divide the sum by how many there are.",
         lambda h, m: _masked_sum(h, m),
     ),
-    _pool_mistake(
+    flawed_mistake(
         "first n positions",
         "you averaged the first n positions of each review, as if padding always came last; "
         "use the mask itself, which also handles padding on the left.",
         lambda h, m: torch.stack([h[b, : int(m[b].sum())].mean(dim=0) for b in range(h.size(0))]),
     ),
-    _pool_mistake(
+    flawed_mistake(
         "everything pooled together",
         "you averaged the real tokens of all reviews together; return one vector per "
         "review, shape (batch, d_model).",
         lambda h, m: h[m].mean(dim=0),
     ),
-    _pool_mistake(
+    flawed_mistake(
         "count without keepdim",
         "your count of real tokens has shape (batch,), which does not line up with the "
         "(batch, d_model) sum: divide by mask.sum(dim=1, keepdim=True).",
         lambda h, m: _masked_sum(h, m) / m.sum(dim=1),
     ),
-    _pool_mistake(
+    flawed_mistake(
         "max pooling",
         "you took the maximum over the tokens; this exercise asks for the mean over the "
         "real tokens.",
         lambda h, m: h.masked_fill(~m[..., None], float("-inf")).max(dim=1).values,
     ),
-    _pool_mistake(
+    flawed_mistake(
         "over the batch axis",
         "you averaged over the batch axis (dim=0), mixing different reviews; average over "
         "the sequence axis, dim=1.",
@@ -150,12 +143,7 @@ def _flawed_forward(
     return model.head(drop_pooled(pooled))
 
 
-def _forward_mistake(name, hint, **flaw):
-    def submission(model, input_ids):
-        return _flawed_forward(model, input_ids, **flaw)
-
-    submission.__name__ = name
-    return Mistake(name, hint, submission)
+_forward_mistake = functools.partial(flawed_mistake, flawed=_flawed_forward)
 
 
 FORWARD_MISTAKES = (
@@ -270,11 +258,7 @@ def _model(gen, *, train=False, **sizes):
     model = build_quietly(_CheckedClassifier, 40, 5, 16, **sizes)
     model = randomise_parameters(model, gen)
     if train:
-        droppers = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Dropout)]
-        for seed, (name, module) in enumerate(droppers):
-            parent, _, attr = name.rpartition(".")
-            owner = model.get_submodule(parent) if parent else model
-            setattr(owner, attr, SeededDropout(module.p, seed))
+        model = seed_dropouts(model)
     return model.train(train)
 
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from course_utils import embeddings
-from course_utils.checking import Case, Mistake, function_exercise
+from course_utils.checking import Case, flawed_mistake, function_exercise
 
 __all__ = ["EXERCISES"]
-
-
-def _named(name, hint, function, fields=None):
-    function.__name__ = name.replace(" ", "_")
-    return Mistake(name, hint, function, fields)
 
 
 def _dot(a, b):
@@ -22,41 +18,41 @@ def _dot(a, b):
 
 
 COSINE_MISTAKES = (
-    _named(
+    flawed_mistake(
         "dot product",
         "you returned the plain dot product; divide it by the lengths of both vectors, "
         "a.norm(dim=-1) * b.norm(dim=-1).",
         lambda a, b: _dot(a, b),
     ),
-    _named(
+    flawed_mistake(
         "one length",
         "you divided by the length of one vector only; cosine similarity divides by both lengths.",
         lambda a, b: _dot(a, b) / a.norm(dim=-1),
     ),
-    _named(
+    flawed_mistake(
         "squared lengths",
         "you divided by the squared lengths; a vector's length is the square root of "
         "(v * v).sum(-1), which is what v.norm(dim=-1) gives.",
         lambda a, b: _dot(a, b) / (_dot(a, a) * _dot(b, b)),
     ),
-    _named(
+    flawed_mistake(
         "length of the whole tensor",
         "you took the length of the whole tensor; take each vector's own length along "
         "the last axis, v.norm(dim=-1).",
         lambda a, b: _dot(a, b) / (a.norm() * b.norm()),
     ),
-    _named(
+    flawed_mistake(
         "distance",
         "you returned the cosine distance 1 − cos; return the similarity itself.",
         lambda a, b: 1 - embeddings.cosine_similarity(a, b),
     ),
-    _named(
+    flawed_mistake(
         "reduced axis kept",
         "you kept the summed axis (keepdim=True), so your result ends in an extra axis of "
         "size 1; return one number per pair of vectors, shape (...).",
         lambda a, b: embeddings.cosine_similarity(a, b)[..., None],
     ),
-    _named(
+    flawed_mistake(
         "matrix product",
         "you used a matrix product (a @ b.T), which pairs every vector of a with every "
         "vector of b; multiply element-wise and sum over the last axis, (a * b).sum(dim=-1).",
@@ -64,7 +60,7 @@ COSINE_MISTAKES = (
             (a @ b.transpose(-1, -2) if a.dim() > 1 else a @ b) / (a.norm(dim=-1) * b.norm(dim=-1))
         ),
     ),
-    _named(
+    flawed_mistake(
         "absolute value",
         "you took the absolute value; opposite vectors have cosine −1, so keep the sign.",
         lambda a, b: embeddings.cosine_similarity(a, b).abs(),
@@ -73,9 +69,7 @@ COSINE_MISTAKES = (
 
 
 def _cosine_cases(gen: torch.Generator) -> list[Case]:
-    def randn(*shape):
-        return torch.randn(*shape, generator=gen)
-
+    randn = functools.partial(torch.randn, generator=gen)
     return [
         Case((randn(8), randn(8)), label="two vectors of size 8"),
         Case((randn(5, 8) * 3, randn(5, 8)), label="5 pairs of vectors, shape (5, 8)"),
@@ -92,32 +86,32 @@ def _ranked(scores, k, largest=True):
 
 
 NEIGHBOUR_MISTAKES = (
-    _named(
+    flawed_mistake(
         "ranked by dot product",
         "you ranked by the raw dot product, which favours long vectors (frequent words); "
         "rank by cosine similarity, which only looks at directions.",
         lambda query, embeddings_, k=5: _ranked(embeddings_ @ query, k),
-        (1,),
+        fields=(1,),
     ),
-    _named(
+    flawed_mistake(
         "least similar",
         "you returned the least similar rows; take the k largest similarities "
         "(torch.topk(similarities, k) does this).",
         lambda query, embeddings_, k=5: _ranked(
             embeddings.cosine_similarity(query[None, :], embeddings_), k, largest=False
         ),
-        (1,),
+        fields=(1,),
     ),
-    _named(
+    flawed_mistake(
         "ranked by distance",
         "you ranked by Euclidean distance, which depends on the vectors' lengths; "
         "rank by cosine similarity.",
         lambda query, embeddings_, k=5: _ranked(
             (embeddings_ - query).norm(dim=-1), k, largest=False
         ),
-        (1,),
+        fields=(1,),
     ),
-    _named(
+    flawed_mistake(
         "not sorted",
         "you found the right rows but not in order; return them most similar first "
         "(torch.topk sorts them for you).",
@@ -125,12 +119,12 @@ NEIGHBOUR_MISTAKES = (
             *embeddings.nearest_neighbours(query, embeddings_, k)
         ),
     ),
-    _named(
+    flawed_mistake(
         "swapped outputs",
         "return (similarities, indices) in that order; you returned them the other way round.",
         lambda query, embeddings_, k=5: embeddings.nearest_neighbours(query, embeddings_, k)[::-1],
     ),
-    _named(
+    flawed_mistake(
         "least similar first",
         "you found the k most similar rows but listed them least similar first; return them "
         "in decreasing order of similarity (torch.topk already sorts them so).",
@@ -138,13 +132,13 @@ NEIGHBOUR_MISTAKES = (
             t.flip(0) for t in embeddings.nearest_neighbours(query, embeddings_, k)
         ),
     ),
-    _named(
+    flawed_mistake(
         "k ignored",
         "you always returned the same number of neighbours; return exactly k of them "
         "(torch.topk(similarities, k)).",
         lambda query, embeddings_, k=5: embeddings.nearest_neighbours(query, embeddings_, 5),
     ),
-    _named(
+    flawed_mistake(
         "first neighbour skipped",
         "you skipped the most similar row (as if it were the query itself); return the k "
         "most similar rows, the best one included.",
@@ -153,7 +147,7 @@ NEIGHBOUR_MISTAKES = (
             for t in embeddings.nearest_neighbours(query, embeddings_, min(k + 1, len(embeddings_)))
         ),
     ),
-    _named(
+    flawed_mistake(
         "query length left out",
         "your ranking is right but the similarities are not cosines: divide each dot "
         "product by the lengths of both the row and the query.",
@@ -197,20 +191,20 @@ KEEPDIM_HINT = (
 )
 
 SOFTMAX_MISTAKES = (
-    _named(
+    flawed_mistake(
         "overflow",
         "your softmax overflows (exp(1000.) is inf, and inf / inf is NaN): subtract each "
         "slice's maximum before exp, x - x.max(dim, keepdim=True).values, which changes "
         "nothing mathematically.",
         _naive_softmax,
     ),
-    _named(
+    flawed_mistake(
         "global maximum",
         "you subtracted the maximum of the whole tensor, so a row far below it underflows "
         "to 0 / 0; subtract each row's own maximum, x.max(dim, keepdim=True).values.",
         lambda x, dim=-1: _naive_softmax(x - x.max(), dim),
     ),
-    _named(
+    flawed_mistake(
         "summed over everything",
         "your weights sum to 1 over the whole tensor; each slice along dim must sum to 1, "
         "so sum with .sum(dim, keepdim=True).",
@@ -219,17 +213,17 @@ SOFTMAX_MISTAKES = (
             / (x - x.max(dim=dim, keepdim=True).values).exp().sum()
         ),
     ),
-    _named(
+    flawed_mistake(
         "dim ignored",
         "you always normalised the last axis; use the dim argument you are given.",
         lambda x, dim=-1: embeddings.softmax(x, dim=-1),
     ),
-    _named(
+    flawed_mistake(
         "always the first axis",
         "you always normalised axis 0; use the dim argument you are given.",
         lambda x, dim=-1: embeddings.softmax(x, dim=0),
     ),
-    _named(
+    flawed_mistake(
         "maximum without keepdim",
         KEEPDIM_HINT,
         lambda x, dim=-1: (
@@ -238,7 +232,7 @@ SOFTMAX_MISTAKES = (
             else embeddings.softmax(x, dim)
         ),
     ),
-    _named(
+    flawed_mistake(
         "sum without keepdim",
         KEEPDIM_HINT,
         lambda x, dim=-1: (
@@ -250,13 +244,13 @@ SOFTMAX_MISTAKES = (
             else embeddings.softmax(x, dim)
         ),
     ),
-    _named(
+    flawed_mistake(
         "minimum subtracted",
         "you subtracted the minimum, so the largest score still overflows when the scores "
         "are far apart; subtract each slice's maximum.",
         lambda x, dim=-1: _naive_softmax(x - x.min(dim=dim, keepdim=True).values, dim),
     ),
-    _named(
+    flawed_mistake(
         "log-probabilities",
         "you returned log-probabilities (log-softmax); return the probabilities themselves.",
         lambda x, dim=-1: torch.log_softmax(x, dim=dim),
@@ -299,69 +293,69 @@ COSINE_HINT = (
 POWER_HINT = "d ** 1/2 means (d ** 1) / 2, not a square root; write d ** 0.5 or math.sqrt(d)."
 
 ATTENTION_MISTAKES = (
-    _named(
+    flawed_mistake(
         "no scaling",
         "your scores are not scaled: divide query · key by √d, where d = keys.size(-1).",
         _flawed_weights(scale=lambda keys: 1.0),
     ),
-    _named(
+    flawed_mistake(
         "divided by d",
         "you divided the scores by d; divide by its square root, math.sqrt(d).",
         _flawed_weights(scale=lambda keys: keys.size(-1)),
     ),
-    _named(
+    flawed_mistake(
         "scaled by the number of keys",
         "you scaled by the square root of the number of keys; scale by √d, the vector "
         "size, keys.size(-1).",
         _flawed_weights(scale=lambda keys: math.sqrt(keys.size(0))),
     ),
-    _named(
+    flawed_mistake(
         "rounded square root",
         "your √d was rounded to a whole number (int(math.sqrt(d)) or math.isqrt); √8 is "
         "2.83, not 2: use math.sqrt(d) as it is.",
         _flawed_weights(scale=lambda keys: math.isqrt(keys.size(-1))),
     ),
-    _named(
+    flawed_mistake(
         "d ** 1/2",
         POWER_HINT,
         _flawed_weights(scale=lambda keys: keys.size(-1) / 2),
     ),
-    _named(
+    flawed_mistake(
         "scores / d ** 1/2",
         POWER_HINT,
         _flawed_weights(scale=lambda keys: keys.size(-1) * 2),
     ),
-    _named(
+    flawed_mistake(
         "multiplied by √d",
         "you multiplied the scores by √d; divide by it, so scores keep the same size "
         "whatever d is.",
         _flawed_weights(scale=lambda keys: 1 / math.sqrt(keys.size(-1))),
     ),
-    _named(
+    flawed_mistake(
         "keys mixed",
         "you returned the weighted mix of the keys; this exercise returns the weights "
         "themselves, one per key.",
         _flawed_weights(mix=True),
     ),
-    _named(
+    flawed_mistake(
         "no softmax",
         "your weights are raw scores; turn them into weights that sum to 1 with a softmax "
         "over the keys.",
         _flawed_weights(softmax=None),
     ),
-    _named(
+    flawed_mistake(
         "softmax over queries",
         "your softmax runs over the queries; each query's weights must sum to 1 over the "
         "keys, so use dim=-1.",
         _flawed_weights(dim=0),
     ),
-    _named(
+    flawed_mistake(
         "overflowing softmax",
         "your softmax overflows on large scores (NaN): use a stable softmax that "
         "subtracts the maximum first, such as torch.softmax or your exercise 1.3.",
         _flawed_weights(softmax=_naive_softmax),
     ),
-    _named(
+    flawed_mistake(
         "cosine scores",
         COSINE_HINT,
         _flawed_weights(
@@ -370,7 +364,7 @@ ATTENTION_MISTAKES = (
             )
         ),
     ),
-    _named(
+    flawed_mistake(
         "cosine scores, scaled",
         COSINE_HINT,
         _flawed_weights(scores=lambda q, k: embeddings.cosine_similarity(q.unsqueeze(-2), k)),

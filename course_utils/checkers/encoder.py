@@ -1,42 +1,20 @@
 """Checkers for lesson 04: LayerNorm (4.1), the feed-forward sublayer (4.2), the block (4.3).
 
-4.2 and 4.3 are classes the learner writes. Each case builds the learner's module and the
-reference separately (they never share a module), copies the reference's random weights
-into the learner's by name, and runs both, in evaluation mode and in training mode. In
-training mode every ``nn.Dropout`` is replaced by a :class:`SeededDropout` whose mask
-depends on the module's name, so the learner's ``dropout1`` and the reference's drop the
-same entries; the learner's own ``p`` is kept, so a hard-coded rate shows.
+4.2 and 4.3 are classes the learner writes, checked by
+:func:`~course_utils.checkers.modules.module_exercise` in evaluation mode and in training
+mode, where the learner's dropouts and the reference's drop the same entries.
 """
 
 from __future__ import annotations
 
 import functools
-import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
 
 from course_utils import attention, encoder
-from course_utils.checkers.modules import (
-    SeededDropout,
-    _load_reference_weights,
-    build_quietly,
-    not_a_module_class,
-    randomise_parameters,
-)
-from course_utils.checking import (
-    Case,
-    Exercise,
-    Mistake,
-    Run,
-    call_learner,
-    clone_inputs,
-    function_exercise,
-    judge,
-)
+from course_utils.checkers.modules import ModuleCase, module_exercise
+from course_utils.checking import Case, flawed_mistake, function_exercise
 
 __all__ = ["EXERCISES"]
 
@@ -77,13 +55,7 @@ def _flawed_layer_norm(
     return normalised * weight + bias
 
 
-def _norm_mistake(name, hint, **flaw):
-    def submission(x, weight, bias, eps=1e-5):
-        return _flawed_layer_norm(x, weight, bias, eps, **flaw)
-
-    submission.__name__ = name
-    return Mistake(name, hint, submission)
-
+_norm_mistake = functools.partial(flawed_mistake, flawed=_flawed_layer_norm)
 
 LAYER_NORM_MISTAKES = (
     _norm_mistake(
@@ -161,9 +133,7 @@ LAYER_NORM_MISTAKES = (
 
 
 def _layer_norm_cases(gen: torch.Generator) -> list[Case]:
-    def randn(*shape):
-        return torch.randn(*shape, generator=gen)
-
+    randn = functools.partial(torch.randn, generator=gen)
     return [
         Case(
             (randn(3, 5, 16) * 2 + 1, 1 + 0.3 * randn(16), 0.3 * randn(16)),
@@ -180,146 +150,6 @@ def _layer_norm_cases(gen: torch.Generator) -> list[Case]:
         ),
         Case((randn(6, 12) * 3, 1 + 0.3 * randn(12), 0.3 * randn(12)), label="x (6, 12), 2-D"),
     ]
-
-
-# Modules run in evaluation and training mode -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _ModuleCase:
-    """How to build the module, one call of it, and whether it runs in training mode."""
-
-    init_kwargs: dict
-    args: tuple
-    kwargs: dict = field(default_factory=dict)
-    label: str = ""
-    train: bool = False
-
-
-def _seed_of(name: str) -> int:
-    return zlib.crc32(name.encode())  # the same name gets the same mask in every module
-
-
-def _seed_dropouts(module: nn.Module) -> nn.Module:
-    """Replace each ``nn.Dropout`` by a :class:`SeededDropout` seeded by its name, keeping p."""
-    for name, child in list(module.named_modules()):
-        if isinstance(child, nn.Dropout) and not isinstance(child, SeededDropout):
-            parent, _, attr = name.rpartition(".")
-            setattr(module.get_submodule(parent), attr, SeededDropout(child.p, _seed_of(name)))
-    return module
-
-
-def _prepare(module: nn.Module, weights: nn.Module, case: _ModuleCase, layout: str) -> nn.Module:
-    _load_reference_weights(module, weights, layout)
-    return _seed_dropouts(module).train(case.train)
-
-
-def _dropout_rate_verdict(module: nn.Module, case: _ModuleCase) -> str | None:
-    wanted = case.init_kwargs.get("dropout", 0.0)
-    for name, child in module.named_modules():
-        if isinstance(child, nn.Dropout) and child.p != wanted:
-            return (
-                f"your {name} drops with p={child.p}, but the module was built with "
-                f"dropout={wanted}: pass the dropout argument on instead of a fixed rate."
-            )
-    return None
-
-
-def _mode_verdict(module: nn.Module, case: _ModuleCase, before: dict) -> str | None:
-    after = {k: v.detach().clone() for k, v in module.state_dict().items()}
-    if any(m.training != case.train for m in module.modules()):
-        wanted = "training" if case.train else "evaluation"
-        return (
-            f"your forward switched the module out of {wanted} mode (.train() or .eval() "
-            "inside forward); leave the mode the caller chose."
-        )
-    if any(not torch.equal(after[k], v) for k, v in before.items()):
-        return "your forward changed the module's weights; a forward pass must leave them alone."
-    return None
-
-
-_RANDOM_HINT = {
-    True: "in training mode your module drops different entries on every call: use "
-    "nn.Dropout modules (the ones the checker can see, e.g. self.dropout1), not F.dropout "
-    "or torch.rand.",
-    False: "your module is random in evaluation mode: use nn.Dropout modules, which switch "
-    "off after .eval(), not F.dropout(..., training=True) or torch.rand.",
-}
-
-
-def _describe(name: str, case: _ModuleCase) -> str:
-    settings = ", ".join(f"{k}={v!r}" for k, v in case.init_kwargs.items())
-    return f"{name}({settings})"
-
-
-def trained_module_exercise(
-    exercise_id: str,
-    reference: type[nn.Module],
-    cases: Callable[[torch.Generator], Sequence[_ModuleCase]],
-    *,
-    layout: str,
-    mistakes: Sequence[Mistake],
-    stub: Any,
-    crash: Any,
-    success: str,
-    seed: int = 0,
-) -> Exercise:
-    """An exercise for a module class, checked in evaluation and in training mode."""
-    name = reference.__name__
-    mistakes = tuple(mistakes)
-
-    def run(cls: type, case: _ModuleCase, weights: nn.Module) -> Any:
-        module = _prepare(build_quietly(cls, **case.init_kwargs), weights, case, layout)
-        return module(*clone_inputs(case.args), **clone_inputs(case.kwargs))
-
-    def verdict(submission: Any) -> str | None:
-        not_a_class = not_a_module_class(submission, exercise_id, name)
-        if not_a_class:
-            return not_a_class
-        generator = torch.Generator().manual_seed(seed)
-        runs = []
-        with torch.no_grad():
-            for case in cases(generator):
-                weights = randomise_parameters(
-                    build_quietly(reference, **case.init_kwargs), generator
-                )
-                learner = call_learner(
-                    functools.partial(build_quietly, submission),
-                    name,
-                    (),
-                    case.init_kwargs,
-                    signature_of=reference,
-                )
-                found = _dropout_rate_verdict(learner, case)
-                if found:
-                    return f"{found} (test case: {case.label})"
-                learner = _prepare(learner, weights, case, layout)
-                before = {k: v.detach().clone() for k, v in learner.state_dict().items()}
-                actual = call_learner(
-                    learner,
-                    _describe(name, case),
-                    case.args,
-                    case.kwargs,
-                    signature_of=learner.forward,
-                )
-                found = _mode_verdict(learner, case, before)
-                if found:
-                    return f"{found} (test case: {case.label})"
-                again = learner(*clone_inputs(case.args), **clone_inputs(case.kwargs))
-                if isinstance(actual, torch.Tensor) and not torch.equal(
-                    torch.nan_to_num(actual), torch.nan_to_num(again)
-                ):
-                    return f"{_RANDOM_HINT[case.train]} (test case: {case.label})"
-                expected = _prepare(
-                    build_quietly(reference, **case.init_kwargs), weights, case, layout
-                )(*clone_inputs(case.args), **clone_inputs(case.kwargs))
-                outputs = [run(m.submission, case, weights) for m in mistakes]
-                runs.append(Run(case.label, actual, expected, outputs))
-        return judge(runs, names=("output",), mistakes=mistakes)
-
-    return Exercise(
-        exercise_id, name, reference, verdict, mistakes, stub=stub, crash=crash, success=success
-    )
 
 
 # 4.2 FeedForward ------------------------------------------------------------------------------
@@ -351,78 +181,83 @@ class _FlawedFeedForward(encoder.FeedForward):
         return x + out if self.residual else out
 
 
-def _flawed_ff(name, **flaw):
-    return type("FeedForward", (_FlawedFeedForward,), {"__qualname__": name, **flaw})
+_ff_mistake = functools.partial(flawed_mistake, flawed=_FlawedFeedForward)
 
 
 FEED_FORWARD_MISTAKES = (
-    Mistake(
+    _ff_mistake(
         "no activation",
         "without an activation between linear1 and linear2 the two maps collapse into one "
         "linear map: apply self.activation to linear1's output.",
-        _flawed_ff("no activation", activations="none"),
+        activations="none",
     ),
-    Mistake(
+    _ff_mistake(
         "activation after linear2 too",
         "you also applied the activation after linear2; the sublayer's output must be free "
         "to take any value, so the activation goes only between the two linear maps.",
-        _flawed_ff("activation after linear2 too", activations="both"),
+        activations="both",
     ),
-    Mistake(
+    _ff_mistake(
         "activation argument ignored",
         'with activation="gelu" your module still uses ReLU: choose nn.GELU() when the '
         "argument asks for it.",
-        _flawed_ff("activation argument ignored", relu_always=True),
+        relu_always=True,
     ),
-    Mistake(
+    _ff_mistake(
         "tanh GELU",
         'you used the tanh approximation of GELU; activation="gelu" means the exact one, '
         'nn.GELU() (approximate="none"), as in PyTorch\'s encoder layer.',
-        _flawed_ff("tanh GELU", tanh_gelu=True),
+        tanh_gelu=True,
     ),
-    Mistake(
+    _ff_mistake(
         "no dropout",
         "in training mode your feed-forward never drops anything: apply self.dropout to "
         "the hidden activations, between the activation and linear2.",
-        _flawed_ff("no dropout", dropout_at="none"),
+        dropout_at="none",
     ),
-    Mistake(
+    _ff_mistake(
         "dropout on the output",
         "you dropped the output of linear2; in this sublayer dropout goes on the hidden "
         "activations, between the activation and linear2 (the block drops the output).",
-        _flawed_ff("dropout on the output", dropout_at="output"),
+        dropout_at="output",
     ),
-    Mistake(
+    _ff_mistake(
         "dropout on the input",
         "you dropped the input of linear1; in this sublayer dropout goes on the hidden "
         "activations, between the activation and linear2.",
-        _flawed_ff("dropout on the input", dropout_at="input"),
+        dropout_at="input",
     ),
-    Mistake(
+    _ff_mistake(
         "residual inside the feed-forward",
         "your feed-forward adds its input back (x + ...); the residual belongs to the block "
         "(exercise 4.3): the sublayer returns linear2(...) alone.",
-        _flawed_ff("residual inside the feed-forward", residual=True),
+        residual=True,
     ),
 )
 
 
-def _feed_forward_cases(gen: torch.Generator) -> list[_ModuleCase]:
-    def randn(*shape):
-        return torch.randn(*shape, generator=gen)
+def _feed_forward_cases(gen: torch.Generator) -> list[ModuleCase]:
+    randn = functools.partial(torch.randn, generator=gen)
+
+    def case(x, label, train=False, **settings):
+        return ModuleCase((), (x,), label=label, init_kwargs=settings, train=train)
 
     return [
-        _ModuleCase({"d_model": 12, "d_ff": 24}, (randn(2, 5, 12),), label="d_model=12, d_ff=24"),
-        _ModuleCase(
-            {"d_model": 16, "d_ff": 48, "activation": "gelu"},
-            (randn(3, 4, 16),),
-            label='d_model=16, d_ff=48, activation="gelu"',
+        case(randn(2, 5, 12), "d_model=12, d_ff=24", d_model=12, d_ff=24),
+        case(
+            randn(3, 4, 16),
+            'd_model=16, d_ff=48, activation="gelu"',
+            d_model=16,
+            d_ff=48,
+            activation="gelu",
         ),
-        _ModuleCase(
-            {"d_model": 8, "d_ff": 20, "dropout": 0.3},
-            (randn(2, 6, 8),),
-            label="training mode, dropout=0.3",
+        case(
+            randn(2, 6, 8),
+            "training mode, dropout=0.3",
             train=True,
+            d_model=8,
+            d_ff=20,
+            dropout=0.3,
         ),
     ]
 
@@ -455,7 +290,7 @@ class _UndroppedAttention(attention.MultiHeadAttention):
         return self.out_proj(attention.merge_heads(heads)), weights
 
 
-class _FlawedBlock(encoder.EncoderBlock):
+class _FlawedEncoderBlock(encoder.EncoderBlock):
     """An encoder block with one classic mistake switched on by a class attribute."""
 
     skip: tuple = ()
@@ -502,110 +337,108 @@ class _FlawedBlock(encoder.EncoderBlock):
         return self._step(x, norm2, self.dropout2, self.feed_forward, "feed-forward", source)
 
 
-def _flawed_block(name, hint, **flaw):
-    cls = type("EncoderBlock", (_FlawedBlock,), {"__qualname__": name, **flaw})
-    return Mistake(name, hint, cls)
+_block_mistake = functools.partial(flawed_mistake, flawed=_FlawedEncoderBlock)
 
 
 BLOCK_MISTAKES = (
-    _flawed_block(
+    _block_mistake(
         "no attention residual",
         "the attention sublayer has no residual connection: add its input back, "
         "x + dropout1(attention), before (post-norm) or without (pre-norm) the norm.",
         skip=("attention",),
     ),
-    _flawed_block(
+    _block_mistake(
         "no feed-forward residual",
         "the feed-forward sublayer has no residual connection: add its input back, "
         "x + dropout2(feed_forward(...)).",
         skip=("feed-forward",),
     ),
-    _flawed_block(
+    _block_mistake(
         "residual added after the norm",
         "in the post-norm block you added the residual after the norm; the norm comes last: "
         "x = norm1(x + dropout1(attention)).",
         after_norm=True,
     ),
-    _flawed_block(
+    _block_mistake(
         "feed-forward reads the block's input",
         "your feed-forward reads the block's original input; it must read the output of the "
         "attention sublayer (the updated x).",
         ff_reads_input=True,
     ),
-    _flawed_block(
+    _block_mistake(
         "pre-norm residual from the normalised x",
         "in the pre-norm block your residual adds the normalised x; add the un-normalised "
         "input: x = x + dropout1(attention(norm1(x))).",
         residual_from_normed=True,
     ),
-    _flawed_block(
+    _block_mistake(
         "norm_first ignored",
         "your block is always post-norm: with norm_first=True normalise first, "
         "x = x + dropout1(attention(norm1(x))), and the same for the feed-forward.",
         norm_style="always post",
     ),
-    _flawed_block(
+    _block_mistake(
         "norm_first=False ignored",
         "your block is always pre-norm: with norm_first=False (the original block) the norm "
         "comes after the residual sum, x = norm1(x + dropout1(attention(x))).",
         norm_style="always pre",
     ),
-    _flawed_block(
+    _block_mistake(
         "mask ignored",
         "your block ignores mask: pass it to self.self_attn(..., mask=mask) so padding "
         "gets no attention.",
         use_mask=False,
     ),
-    _flawed_block(
+    _block_mistake(
         "mask inverted",
         "you inverted the mask: in this course True means may attend, so pass mask to "
         "self.self_attn as it is (only PyTorch's own layers want ~mask).",
         invert_mask=True,
     ),
-    _flawed_block(
+    _block_mistake(
         "eps not passed on",
         "your layer norms ignore the eps argument (they use 1e-5): build them with "
         "LayerNorm(d_model, eps).",
         fixed_eps=True,
     ),
-    _flawed_block(
+    _block_mistake(
         "one norm for both sublayers",
         "you used norm1 for both sublayers; the feed-forward sublayer has its own norm2 "
         "(with its own weight and bias).",
         one_norm=True,
     ),
-    _flawed_block(
+    _block_mistake(
         "no dropout",
         "in training mode your block skips dropout: apply self.dropout1 to the attention "
         "output and self.dropout2 to the feed-forward output.",
         dropouts=(),
     ),
-    _flawed_block(
+    _block_mistake(
         "no dropout1",
         "in training mode your attention sublayer is never dropped: apply self.dropout1 to "
         "the attention output before adding the residual.",
         dropouts=("dropout2",),
     ),
-    _flawed_block(
+    _block_mistake(
         "no dropout2",
         "in training mode your feed-forward sublayer is never dropped: apply self.dropout2 "
         "to the feed-forward output before adding the residual.",
         dropouts=("dropout1",),
     ),
-    _flawed_block(
+    _block_mistake(
         "attention weights never dropped",
         "in training mode your attention never drops any weights: your MultiHeadAttention "
         "(lesson 03) needs self.dropout = nn.Dropout(dropout), applied as "
         "self.dropout(weights) @ v.",
         attention_dropout=False,
     ),
-    _flawed_block(
+    _block_mistake(
         "dropout after the residual sum",
         "you applied dropout to the sum x + sublayer(...), which also drops the residual "
         "path; drop only the sublayer's output, then add the residual.",
         dropout_at="sum",
     ),
-    _flawed_block(
+    _block_mistake(
         "dropout on the sublayer's input",
         "you dropped the sublayer's input; dropout goes on the sublayer's output, just "
         "before the residual is added: x + dropout1(attention(...)).",
@@ -620,9 +453,12 @@ BLOCK_LAYOUT = (
 )
 
 
-def _block_cases(gen: torch.Generator) -> list[_ModuleCase]:
-    def randn(*shape):
-        return torch.randn(*shape, generator=gen)
+def _block_cases(gen: torch.Generator) -> list[ModuleCase]:
+    randn = functools.partial(torch.randn, generator=gen)
+
+    def case(settings, x, mask, label, train=False):
+        kwargs = {} if mask is None else {"mask": mask}
+        return ModuleCase((), (x,), kwargs, label, init_kwargs=settings, train=train)
 
     def settings(d_model, num_heads, d_ff, **more):
         return {"d_model": d_model, "num_heads": num_heads, "d_ff": d_ff, **more}
@@ -632,43 +468,43 @@ def _block_cases(gen: torch.Generator) -> list[_ModuleCase]:
     left = torch.tensor([[False, True, True, True, True], [False, False, False, True, True]])
     causal = attention.causal_mask(6)
     return [
-        _ModuleCase(settings(16, 4, 32), (randn(2, 5, 16),), label="post-norm, no mask"),
-        _ModuleCase(
-            settings(16, 4, 32), (randn(3, 4, 16),), {"mask": padding}, "post-norm, padding mask"
-        ),
-        _ModuleCase(
+        case(settings(16, 4, 32), randn(2, 5, 16), None, "post-norm, no mask"),
+        case(settings(16, 4, 32), randn(3, 4, 16), padding, "post-norm, padding mask"),
+        case(
             settings(16, 2, 48, activation="gelu", norm_first=True),
-            (randn(3, 4, 16),),
-            {"mask": padding},
+            randn(3, 4, 16),
+            padding,
             "pre-norm, GELU, padding mask",
         ),
-        _ModuleCase(
+        case(
             settings(24, 8, 40, norm_first=True),
-            (randn(2, 5, 24),),
-            {"mask": left[:, None, None, :]},
+            randn(2, 5, 24),
+            left[:, None, None, :],
             "pre-norm, 8 heads of 3, left padding",
         ),
-        _ModuleCase(
+        case(
             settings(12, 3, 20, eps=0.1),
-            (randn(2, 6, 12) * 0.3,),
-            {"mask": causal},
+            randn(2, 6, 12) * 0.3,
+            causal,
             "post-norm, eps=0.1, causal mask",
         ),
-        _ModuleCase(
+        case(
             settings(12, 3, 20, eps=0.1, norm_first=True),
-            (randn(1, 6, 12) * 0.3,),
-            label="pre-norm, eps=0.1, batch 1",
+            randn(1, 6, 12) * 0.3,
+            None,
+            "pre-norm, eps=0.1, batch 1",
         ),
-        _ModuleCase(
+        case(
             settings(16, 4, 32, dropout=0.3),
-            (randn(2, 6, 16),),
-            label="post-norm in training mode, dropout=0.3",
+            randn(2, 6, 16),
+            None,
+            "post-norm in training mode, dropout=0.3",
             train=True,
         ),
-        _ModuleCase(
+        case(
             settings(16, 2, 24, dropout=0.2, norm_first=True),
-            (randn(3, 4, 16),),
-            {"mask": padding},
+            randn(3, 4, 16),
+            padding,
             "pre-norm in training mode, dropout=0.2, padding mask",
             train=True,
         ),
@@ -695,7 +531,7 @@ EXERCISES = (
         mistakes=LAYER_NORM_MISTAKES,
         success="matches nn.LayerNorm, tiny variances and a large eps included.",
     ),
-    trained_module_exercise(
+    module_exercise(
         "4.2",
         encoder.FeedForward,
         _feed_forward_cases,
@@ -706,7 +542,7 @@ EXERCISES = (
         crash=_CrashFeedForward,
         success="the same two linear maps on every token, ReLU and GELU, dropout in place.",
     ),
-    trained_module_exercise(
+    module_exercise(
         "4.3",
         encoder.EncoderBlock,
         _block_cases,

@@ -19,13 +19,12 @@ from course_utils import decoder
 from course_utils.checking import (
     Case,
     Exercise,
-    Mistake,
-    Run,
     call_learner,
-    clone_inputs,
+    flawed_mistake,
     function_exercise,
-    judge,
+    index_crash,
     mistake_output,
+    not_a_function,
     stub,
 )
 
@@ -89,12 +88,7 @@ def _flawed_loss(
     )
 
 
-def _loss_mistake(name, hint, **flaw):
-    def submission(logits, token_ids, pad_id):
-        return _flawed_loss(logits, token_ids, pad_id, **flaw)
-
-    submission.__name__ = name
-    return Mistake(name, hint, submission)
+_loss_mistake = functools.partial(flawed_mistake, flawed=_flawed_loss)
 
 
 LOSS_MISTAKES = (
@@ -230,15 +224,6 @@ def _draw(probabilities, generator):
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(-1)
 
 
-def _sample_mistake(name, hint, draw, *, kept_only=False):
-    def submission(logits, temperature, top_k, generator):
-        return draw(logits, temperature, top_k, generator)
-
-    submission.__name__ = name
-    # fields=(0,) marks a mistake recognised on the kept tokens alone (see _sampling_verdict).
-    return Mistake(name, hint, submission, (0,) if kept_only else None)
-
-
 def _unrenormalised(logits, temperature, top_k, generator):
     probabilities = torch.softmax(logits / temperature, dim=-1)
     probabilities = probabilities.masked_fill(_filtered(logits, top_k) == float("-inf"), 0.0)
@@ -247,62 +232,63 @@ def _unrenormalised(logits, temperature, top_k, generator):
     return (probabilities.cumsum(dim=-1) < u).sum(dim=-1).clamp(max=logits.size(-1) - 1)
 
 
+# fields=(0,) marks a mistake recognised on the kept tokens alone (see _sampling_verdict).
 SAMPLE_MISTAKES = (
-    _sample_mistake(
+    flawed_mistake(
         "temperature after softmax",
         "your samples ignore the temperature: divide the LOGITS by it before the softmax "
         "(dividing the probabilities changes nothing once they are renormalised).",
         lambda x, t, k, g: _draw(torch.softmax(_filtered(x, k), dim=-1) / t, g),
     ),
-    _sample_mistake(
+    flawed_mistake(
         "temperature multiplied",
         "you multiplied the logits by the temperature; divide them by it, so that a "
         "temperature below 1 sharpens the distribution.",
         lambda x, t, k, g: _draw(torch.softmax(_filtered(x * t, k), dim=-1), g),
     ),
-    _sample_mistake(
+    flawed_mistake(
         "top-k ignored",
         "tokens outside the top k are drawn: set every logit below the k-th largest to -inf.",
         lambda x, t, k, g: _draw(torch.softmax(x / t, dim=-1), g),
     ),
-    _sample_mistake(
+    flawed_mistake(
         "top-k not renormalised",
         "after keeping the top k tokens, their probabilities no longer sum to 1: "
         "renormalise them (or set the other logits to -inf before the softmax).",
         _unrenormalised,
-        kept_only=True,
+        fields=(0,),
     ),
-    _sample_mistake(
+    flawed_mistake(
         "top-k keeps one too many",
         "you keep k + 1 tokens: the threshold is the k-th largest logit, "
         "sorted[..., k - 1] (or torch.topk(logits, k).values[..., -1:]).",
         lambda x, t, k, g: _draw(torch.softmax(_filtered(x / t, k, extra=1), dim=-1), g),
     ),
-    _sample_mistake(
+    flawed_mistake(
         "sampled from logits",
         "you sampled in proportion to the logits themselves; sample from "
         "softmax(logits / temperature), which are probabilities.",
         lambda x, t, k, g: _draw(_filtered(x / t, k, fill=0.0).clamp(min=0), g),
     ),
-    _sample_mistake(
+    flawed_mistake(
         "sampled from logits, crashing",
         "you sampled in proportion to the logits themselves; sample from "
         "softmax(logits / temperature), which are probabilities.",
         lambda x, t, k, g: _draw(_filtered(x / t, k), g),
     ),
-    _sample_mistake(
+    flawed_mistake(
         "position within the top k",
         "you returned each token's position in the top-k list, not its id; map it back "
         "with the indices torch.topk returned: indices.gather(-1, choice).",
         lambda x, t, k, g: _draw(torch.softmax(torch.topk(x / t, k, dim=-1).values, dim=-1), g),
     ),
-    _sample_mistake(
+    flawed_mistake(
         "greedy",
         "you always return the likeliest token (argmax); draw at random from the "
         "probabilities with torch.multinomial(probabilities, 1, generator=generator).",
         lambda x, t, k, g: x.argmax(dim=-1),
     ),
-    _sample_mistake(
+    flawed_mistake(
         "softmax over the batch",
         "your softmax runs over the batch axis; each row's probabilities must sum to 1 over "
         "the vocabulary: softmax(..., dim=-1).",
@@ -406,12 +392,9 @@ def _sampling_verdict(tokens, case: Case, seed: int) -> str | None:
 
 
 def _sampler_verdict(submission) -> str | None:
-    name = "sample_next_token"
-    if not callable(submission):
-        return (
-            f'pass the function itself (e.g. check("8.2", {name})); '
-            f"you passed a {type(submission).__name__}."
-        )
+    wrong_kind = not_a_function(submission, "8.2", "sample_next_token")
+    if wrong_kind:
+        return wrong_kind
     for index, case in enumerate(_sampling_cases(torch.Generator().manual_seed(0))):
         seed = 100 + index
         tokens = _call_sampler(submission, case, seed, SAMPLE_MISTAKES)
@@ -425,10 +408,6 @@ def _sampler_verdict(submission) -> str | None:
     return None
 
 
-def _crash(*args, **kwargs):
-    return args[0][("not", "an", "index")]  # a typical slip: a bad index
-
-
 SAMPLER = Exercise(
     "8.2",
     "sample_next_token",
@@ -436,7 +415,7 @@ SAMPLER = Exercise(
     _sampler_verdict,
     SAMPLE_MISTAKES,
     stub=stub,
-    crash=_crash,
+    crash=index_crash,
     success="temperature, top-k and sampling all right (20,000 draws per case).",
 )
 
@@ -485,12 +464,7 @@ def _flawed_cached(
     return output, keys, values
 
 
-def _cached_mistake(name, hint, **flaw):
-    def submission(query, key, value, key_cache, value_cache):
-        return _flawed_cached(query, key, value, key_cache, value_cache, **flaw)
-
-    submission.__name__ = name
-    return Mistake(name, hint, submission)
+_cached_mistake = functools.partial(flawed_mistake, flawed=_flawed_cached)
 
 
 CACHE_MISTAKES = (
@@ -554,38 +528,12 @@ def _cache_cases(gen: torch.Generator) -> list[Case]:
     ]
 
 
-def _cached_verdict(submission) -> str | None:
-    name = "attend_with_cache"
-    if not callable(submission):
-        return (
-            f'pass the function itself (e.g. check("8.3", {name})); '
-            f"you passed a {type(submission).__name__}."
-        )
-    runs = []
-    for case in _cache_cases(torch.Generator().manual_seed(0)):
-        actual = call_learner(
-            submission,
-            name,
-            case.args,
-            signature_of=decoder.attend_with_cache,
-            mistakes=[
-                (m.hint, functools.partial(m.submission, *case.args)) for m in CACHE_MISTAKES
-            ],
-        )
-        expected = decoder.attend_with_cache(*clone_inputs(case.args))
-        outputs = [mistake_output(m.submission, case.args, {}) for m in CACHE_MISTAKES]
-        runs.append(Run(case.label, actual, expected, outputs))
-    return judge(runs, names=("output", "key_cache", "value_cache"), mistakes=CACHE_MISTAKES)
-
-
-CACHED = Exercise(
+CACHED = function_exercise(
     "8.3",
-    "attend_with_cache",
     decoder.attend_with_cache,
-    _cached_verdict,
-    CACHE_MISTAKES,
-    stub=stub,
-    crash=_crash,
+    _cache_cases,
+    names=("output", "key_cache", "value_cache"),
+    mistakes=CACHE_MISTAKES,
     success="equal to the last row of full causal attention on every test case.",
 )
 

@@ -6,12 +6,18 @@ both on the same inputs and judges the outputs as :func:`~course_utils.checking.
 does. Known mistakes are wrong classes with the same parameter names, run the same way.
 Construction happens inside ``torch.random.fork_rng``, so the learner's global RNG is
 left exactly as it was.
+
+A case runs in evaluation mode, or in training mode (``ModuleCase.train``), where every
+``nn.Dropout`` is replaced by a :class:`SeededDropout` whose mask depends on the module's
+name, so the learner's ``dropout1`` and the reference's drop the same entries; the
+learner's own ``p`` is kept, so a hard-coded rate shows.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +28,7 @@ from torch import nn
 from course_utils.checking import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
+    DEFAULT_SUCCESS,
     Exercise,
     Mistake,
     Run,
@@ -39,18 +46,20 @@ __all__ = [
     "module_exercise",
     "not_a_module_class",
     "randomise_parameters",
+    "seed_dropouts",
 ]
 
 
 @dataclass(frozen=True)
 class ModuleCase:
-    """How to build the module (``init_args``, ``init_kwargs``) and one call of it."""
+    """How to build the module (``init_args``, ``init_kwargs``), one call of it, and its mode."""
 
     init_args: tuple
     args: tuple
     kwargs: dict = field(default_factory=dict)
     label: str = ""
     init_kwargs: dict = field(default_factory=dict)
+    train: bool = False
 
 
 class SeededDropout(nn.Dropout):
@@ -113,6 +122,16 @@ def _describe_init(name: str, case: ModuleCase) -> str:
     return f"{name}({', '.join(parts)})"
 
 
+def seed_dropouts(module: nn.Module) -> nn.Module:
+    """Replace each ``nn.Dropout`` by a :class:`SeededDropout` seeded by its name, keeping p."""
+    for name, child in list(module.named_modules()):
+        if isinstance(child, nn.Dropout) and not isinstance(child, SeededDropout):
+            parent, _, attr = name.rpartition(".")
+            seed = zlib.crc32(name.encode())  # the same name gets the same mask in every module
+            setattr(module.get_submodule(parent), attr, SeededDropout(child.p, seed))
+    return module
+
+
 def _load_reference_weights(learner: nn.Module, reference: nn.Module, layout: str) -> None:
     expected, got = reference.state_dict(), learner.state_dict()
     missing = [k for k in expected if k not in got]
@@ -136,13 +155,69 @@ def _load_reference_weights(learner: nn.Module, reference: nn.Module, layout: st
     learner.load_state_dict(expected)
 
 
+def _prepare(module: nn.Module, weights: nn.Module, case: ModuleCase, layout: str) -> nn.Module:
+    """``module`` with ``weights``' values, seeded dropout, in the case's mode."""
+    _load_reference_weights(module, weights, layout)
+    return seed_dropouts(module).train(case.train)
+
+
+def _dropout_rate_verdict(module: nn.Module, case: ModuleCase) -> str | None:
+    wanted = case.init_kwargs.get("dropout", 0.0)
+    for name, child in module.named_modules():
+        if isinstance(child, nn.Dropout) and child.p != wanted:
+            return (
+                f"your {name} drops with p={child.p}, but the module was built with "
+                f"dropout={wanted}: pass the dropout argument on instead of a fixed rate."
+            )
+    return None
+
+
+def _mode_verdict(module: nn.Module, case: ModuleCase, before: dict) -> str | None:
+    after = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    if any(m.training != case.train for m in module.modules()):
+        wanted = "training" if case.train else "evaluation"
+        return (
+            f"your forward switched the module out of {wanted} mode (.train() or .eval() "
+            "inside forward); leave the mode the caller chose."
+        )
+    if any(not torch.equal(after[k], v) for k, v in before.items()):
+        return "your forward changed the module's weights; a forward pass must leave them alone."
+    return None
+
+
+_RANDOM_HINT = {
+    True: "in training mode your module drops different entries on every call: use "
+    "nn.Dropout modules (the ones the checker can see, e.g. self.dropout1), not F.dropout "
+    "or torch.rand.",
+    False: "your module is random in evaluation mode: use nn.Dropout modules, which switch "
+    "off after .eval(), not F.dropout(..., training=True) or torch.rand.",
+}
+
+
+def _random_verdict(module: nn.Module, case: ModuleCase, output: Any) -> str | None:
+    """The hint when calling ``module`` again on the same inputs gives another output."""
+    again = module(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+    for first, second in zip(_as_tuple(output), _as_tuple(again), strict=False):
+        if isinstance(first, torch.Tensor) and not (
+            isinstance(second, torch.Tensor)
+            and first.shape == second.shape
+            and torch.equal(torch.nan_to_num(first), torch.nan_to_num(second))
+        ):
+            return _RANDOM_HINT[case.train]
+    return None
+
+
+def _as_tuple(output: Any) -> tuple:
+    return output if isinstance(output, tuple) else (output,)
+
+
 def module_exercise(
     exercise_id: str,
     reference: type[nn.Module],
     cases: Callable[[torch.Generator], Sequence[ModuleCase]],
     *,
-    names: Sequence[str],
     layout: str,
+    names: Sequence[str] = ("output",),
     mistakes: Sequence[Mistake] = (),
     after: Sequence[Callable[[type], str | None]] = (),
     stub: Any = None,
@@ -150,24 +225,24 @@ def module_exercise(
     seed: int = 0,
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
-    success: str = "",
+    success: str = DEFAULT_SUCCESS,
 ) -> Exercise:
     """Build an :class:`~course_utils.checking.Exercise` for a module class the learner writes.
 
     ``layout`` is the sentence that tells which parameters the class must have; ``after``
     holds extra checks run once the values are right (each returns a verdict or None),
-    e.g. that invalid arguments are rejected. Modules run in eval mode.
+    e.g. that invalid arguments are rejected. Before the values, each case checks that
+    the module keeps the dropout rate it was built with, leaves its mode and weights as
+    they were, and gives the same output when called twice.
     """
     name = reference.__name__
     mistakes = tuple(mistakes)
 
     def run(cls: type, case: ModuleCase, weights: nn.Module) -> Any:
-        module = build_quietly(cls, *case.init_args, **case.init_kwargs)
-        module.load_state_dict(weights.state_dict())
-        return module.eval()(*clone_inputs(case.args), **clone_inputs(case.kwargs))
-
-    def build(submission: type, *args: Any, **kwargs: Any) -> nn.Module:
-        return build_quietly(submission, *args, **kwargs)
+        module = _prepare(
+            build_quietly(cls, *case.init_args, **case.init_kwargs), weights, case, layout
+        )
+        return module(*clone_inputs(case.args), **clone_inputs(case.kwargs))
 
     def verdict(submission: Any) -> str | None:
         not_a_class = not_a_module_class(submission, exercise_id, name)
@@ -179,17 +254,21 @@ def module_exercise(
             for case in cases(generator):
                 weights = randomise_parameters(
                     build_quietly(reference, *case.init_args, **case.init_kwargs), generator
-                ).eval()
+                )
                 learner = call_learner(
-                    functools.partial(build, submission),
+                    functools.partial(build_quietly, submission),
                     name,
                     case.init_args,
                     case.init_kwargs,
                     signature_of=reference,
                 )
-                _load_reference_weights(learner, weights, layout)
+                found = _dropout_rate_verdict(learner, case)
+                if found:
+                    return f"{found} (test case: {case.label})"
+                learner = _prepare(learner, weights, case, layout)
+                before = {k: v.detach().clone() for k, v in learner.state_dict().items()}
                 actual = call_learner(
-                    learner.eval(),
+                    learner,
                     _describe_init(name, case),
                     case.args,
                     case.kwargs,
@@ -199,7 +278,12 @@ def module_exercise(
                         for m in mistakes
                     ],
                 )
-                expected = weights(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+                found = _mode_verdict(learner, case, before) or _random_verdict(
+                    learner, case, actual
+                )
+                if found:
+                    return f"{found} (test case: {case.label})"
+                expected = run(reference, case, weights)
                 outputs = [
                     mistake_output(functools.partial(run, m.submission), (case, weights), {})
                     for m in mistakes
@@ -210,13 +294,4 @@ def module_exercise(
             found = found or extra(submission)
         return found
 
-    return Exercise(
-        exercise_id,
-        name,
-        reference,
-        verdict,
-        mistakes,
-        stub=stub,
-        crash=crash,
-        success=success or "correct on every test case.",
-    )
+    return Exercise(exercise_id, name, reference, verdict, mistakes, stub, crash, success)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -21,8 +22,10 @@ from course_utils.checking import (
     Mistake,
     Run,
     call_learner,
+    flawed_mistake,
     function_exercise,
     judge,
+    not_a_function,
     stub,
 )
 
@@ -176,7 +179,7 @@ def _merge_cases(gen: torch.Generator) -> list[Case]:
     ]
 
 
-class _FlawedAttention(nn.Module):
+class _FlawedMultiHeadAttention(nn.Module):
     """Multi-head attention with one classic mistake switched on by a class attribute."""
 
     split, merge, use_out_proj, scale_by, cross, use_mask = "ok", "ok", True, "d_head", True, True
@@ -232,9 +235,7 @@ class _FlawedAttention(nn.Module):
         return output, (weights.mean(dim=1) if self.average_weights else weights)
 
 
-def _flawed(name: str, **flaw) -> type:
-    return type("MultiHeadAttention", (_FlawedAttention,), {"__qualname__": name, **flaw})
-
+_mha_mistake = functools.partial(flawed_mistake, flawed=_FlawedMultiHeadAttention)
 
 DIVIDE_HINT = (
     "num_heads must divide d_model: MultiHeadAttention(10, 3) should raise a ValueError "
@@ -247,86 +248,83 @@ VALUE_DEFAULT_HINT = (
 )
 
 MHA_MISTAKES = (
-    Mistake(
+    _mha_mistake(
         "merged without moving the head axis",
         "your heads are merged by a reshape straight from (batch, num_heads, seq_q, d_head); "
         "transpose to (batch, seq_q, num_heads, d_head) first (merge_heads does this).",
-        _flawed("merged without moving the head axis", merge="straight"),
+        merge="straight",
     ),
-    Mistake(
+    _mha_mistake(
         "split straight to heads",
         "your heads are split by a reshape straight to (batch, num_heads, seq, d_head); "
         "reshape to (batch, seq, num_heads, d_head), then transpose (split_heads does this).",
-        _flawed("split straight to heads", split="straight"),
+        split="straight",
     ),
-    Mistake(
+    _mha_mistake(
         "no out_proj",
         "you return the merged heads without out_proj: pass them through self.out_proj, the "
         "layer that mixes what the heads found.",
-        _flawed("no out_proj", use_out_proj=False),
+        use_out_proj=False,
     ),
-    Mistake(
+    _mha_mistake(
         "scaled by d_model",
         "you scaled the scores by √d_model; each head's dot products sum over d_head "
         "features, so divide by √d_head (or call scaled_dot_product_attention on the heads).",
-        _flawed("scaled by d_model", scale_by="d_model"),
+        scale_by="d_model",
     ),
-    Mistake(
+    _mha_mistake(
         "always self-attention",
         "with key and value given (cross-attention) you still attend over the query: project "
         "key with k_proj and value with v_proj, and use the query only when they are None.",
-        _flawed("always self-attention", cross=False),
+        cross=False,
     ),
-    Mistake(
+    _mha_mistake(
         "mask ignored",
         "your module ignores mask: hand it to the attention so masked keys get weight 0 "
         "(True = may attend).",
-        _flawed("mask ignored", use_mask=False),
+        use_mask=False,
     ),
-    Mistake(
+    _mha_mistake(
         "mask inverted",
         "your mask is inverted: True means a query MAY attend to that key, so the scores to "
         "fill with -inf are where the mask is False.",
-        _flawed("mask inverted", invert_mask=True),
+        invert_mask=True,
     ),
-    Mistake(
+    _mha_mistake(
         "value defaults to the query",
         VALUE_DEFAULT_HINT,
-        _flawed("value defaults to the query", value_default="query"),
+        value_default="query",
     ),
-    Mistake(
+    _mha_mistake(
         "value defaults to the query, lesson 02's function",
         VALUE_DEFAULT_HINT,
-        _flawed(
-            "value defaults to the query, lesson 02's function",
-            value_default="query, lesson 02's function",
-        ),
+        value_default="query, lesson 02's function",
     ),
-    Mistake(
+    _mha_mistake(
         "rounded square root",
         "your √d_head was rounded to a whole number (int(math.sqrt(d_head))); √6 is 2.45: "
         "divide by math.sqrt(d_head) as it is.",
-        _flawed("rounded square root", scale_by="rounded"),
+        scale_by="rounded",
     ),
-    Mistake(
+    _mha_mistake(
         "weights averaged over heads",
         "return the weights of every head, (batch, num_heads, seq_q, seq_k), not their "
         "average over the heads.",
-        _flawed("weights averaged over heads", average_weights=True),
+        average_weights=True,
         fields=(1,),
     ),
-    Mistake(
+    _mha_mistake(
         "q_proj for keys and values",
         "you projected keys and values with q_proj; each has its own map: k_proj(key) and "
         "v_proj(value).",
-        _flawed("q_proj for keys and values", kv_proj="q_proj"),
+        kv_proj="q_proj",
     ),
-    Mistake(
+    _mha_mistake(
         "k_proj for values",
         "you projected the values with k_proj; use v_proj(value).",
-        _flawed("k_proj for values", kv_proj="k_proj"),
+        kv_proj="k_proj",
     ),
-    Mistake("heads that don't divide d_model", DIVIDE_HINT, _flawed("no divisibility check")),
+    _mha_mistake("heads that don't divide d_model", DIVIDE_HINT),
 )
 
 
@@ -560,8 +558,7 @@ LOAD_MISTAKES = (
 
 
 def _load_cases(gen: torch.Generator) -> list[Case]:
-    def randn(*shape):
-        return torch.randn(*shape, generator=gen)
+    randn = functools.partial(torch.randn, generator=gen)
 
     def layer(d_model, num_heads):
         torch_layer = build_quietly(nn.MultiheadAttention, d_model, num_heads, batch_first=True)
@@ -606,11 +603,9 @@ def _shares_memory(module: nn.Module, other: nn.Module) -> str | None:
 
 
 def _load_verdict(submission: Any) -> str | None:
-    if not callable(submission) or isinstance(submission, (type, nn.Module)):
-        return (
-            'pass your function itself (check("3.4", load_from_torch)); you passed a '
-            f"{type(submission).__name__}."
-        )
+    wrong_kind = not_a_function(submission, "3.4", "load_from_torch")
+    if wrong_kind:
+        return wrong_kind
     generator = torch.Generator().manual_seed(34)
     runs = []
     with torch.no_grad():

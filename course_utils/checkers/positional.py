@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from course_utils import positional
-from course_utils.checking import Case, Mistake, function_exercise
+from course_utils.checking import Case, Mistake, flawed_mistake, function_exercise
 
 __all__ = ["EXERCISES"]
 
@@ -46,12 +48,7 @@ def _flawed_table(
     return table.float()
 
 
-def _table_mistake(name, hint, **flaw):
-    def submission(max_len, d_model):
-        return _flawed_table(max_len, d_model, **flaw)
-
-    submission.__name__ = name
-    return Mistake(name, hint, submission)
+_table_mistake = functools.partial(flawed_mistake, flawed=_flawed_table)
 
 
 TABLE_MISTAKES = (
@@ -165,9 +162,7 @@ ADD_MISTAKES = (
 
 
 def _add_cases(gen: torch.Generator) -> list[Case]:
-    def randn(*shape):
-        return torch.randn(*shape, generator=gen)
-
+    randn = functools.partial(torch.randn, generator=gen)
     return [
         Case((randn(3, 5, 8), randn(10, 8)), label="x (3, 5, 8), table (10, 8)"),
         Case((randn(2, 7, 6), randn(7, 6)), label="x (2, 7, 6), table (7, 6)"),

@@ -12,7 +12,7 @@ import functools
 import torch
 
 from course_utils import probing
-from course_utils.checking import Case, Mistake, function_exercise
+from course_utils.checking import Case, flawed_mistake, function_exercise
 
 __all__ = ["EXERCISES"]
 
@@ -116,12 +116,7 @@ def _flawed_candidates(
     return results / results.sum() if normalise else results
 
 
-def _candidate_mistake(name, hint, **flaw):
-    def submission(model, tokenizer, text, candidates):
-        return _flawed_candidates(model, tokenizer, text, candidates, **flaw)
-
-    submission.__name__ = name
-    return Mistake(name, hint, submission)
+_candidate_mistake = functools.partial(flawed_mistake, flawed=_flawed_candidates)
 
 
 SINGLE_MASK_HINT = (
@@ -267,12 +262,7 @@ def _flawed_pll(
     return scores.mean() if mean else scores.sum()
 
 
-def _pll_mistake(name, hint, **flaw):
-    def submission(model, tokenizer, sentence):
-        return _flawed_pll(model, tokenizer, sentence, **flaw)
-
-    submission.__name__ = name
-    return Mistake(name, hint, submission)
+_pll_mistake = functools.partial(flawed_mistake, flawed=_flawed_pll)
 
 
 SPECIAL_HINT = (
