@@ -442,25 +442,20 @@ def encoder_block(
     """
     from course_utils.encoder import EncoderBlock
 
+    settings: dict[str, Any] = {
+        "dropout": dropout,
+        "activation": activation,
+        "norm_first": norm_first,
+        "eps": eps,
+    }
     block = get("encoder_block")
     if block.origin == "yours":
-        return block.impl(
-            d_model,
-            num_heads,
-            d_ff,
-            dropout=dropout,
-            activation=activation,
-            norm_first=norm_first,
-            eps=eps,
-        )
+        return block.impl(d_model, num_heads, d_ff, **settings)
     return EncoderBlock(
         d_model,
         num_heads,
         d_ff,
-        dropout=dropout,
-        activation=activation,
-        norm_first=norm_first,
-        eps=eps,
+        **settings,
         attention=_attention_factory(),
         feed_forward=get("feed_forward").impl,
         layer_norm=get("layer_norm").impl,
