@@ -22,7 +22,7 @@ import torch
 from course_utils.cache import atomic_write, cache_key
 from course_utils.decoder import DecoderLM, next_token_loss
 from course_utils.settings import quick
-from course_utils.training import batches_forever, pad_batch, warmup_then_decay
+from course_utils.training import adamw, batches_forever, pad_batch, warmup_then_decay
 
 __all__ = [
     "DecoderConfig",
@@ -214,17 +214,7 @@ def train_decoder(
     from tqdm.auto import tqdm
 
     device = model.embedding.weight.device
-    decay = [p for p in model.parameters() if p.dim() > 1]
-    no_decay = [p for p in model.parameters() if p.dim() <= 1]
-    groups: list[dict[str, Any]] = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay},
-    ]
-    optimizer = torch.optim.AdamW(
-        groups,
-        lr=config.learning_rate,
-        weight_decay=0.0,
-    )
+    optimizer = adamw(model, config.learning_rate, config.weight_decay)
     batches = batches_forever(sequences, config.batch_size, seed=config.seed)
     record: dict[str, Any] = {"seconds_at": [], "steps": [], "train_loss": [], "held_out_loss": []}
     window: list[float] = []

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ from course_utils.cache import atomic_write, cache_key
 from course_utils.encoder import EncoderBlock
 from course_utils.mlm import MaskedLanguageModel, mask_tokens, to_huggingface, train_wordpiece
 from course_utils.settings import quick
-from course_utils.training import IGNORE_INDEX, batches_forever, pad_batch, warmup_then_decay
+from course_utils.training import IGNORE_INDEX, adamw, batches_forever, pad_batch, warmup_then_decay
 
 if TYPE_CHECKING:  # transformers is imported when a tokenizer is made
     from transformers import PreTrainedTokenizerBase
@@ -187,18 +187,7 @@ def train_masked_lm(
             block_factory=block_factory,
         ).to(device)
     sequences = tokenizer(texts, truncation=True, max_length=config.max_len)["input_ids"]
-    decay = [p for n, p in model.named_parameters() if p.dim() > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
-    groups: list[dict[str, Any]] = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay},
-    ]
-    optimizer = torch.optim.AdamW(
-        groups,
-        lr=config.learning_rate,
-        weight_decay=0.0,
-    )
-
+    optimizer = adamw(model, config.learning_rate, config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_then_decay(step, config.warmup_steps, config.steps)
     )

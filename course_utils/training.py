@@ -1,8 +1,9 @@
 """The training toolkit shared by every model the course trains (lessons 06, 07 and 08).
 
-Small pieces that each training loop needs and that should be written once: the learning-
-rate schedule (linear warm-up, then linear decay), batches of similar-length sequences, and
-padding a batch to its own longest sequence. The loops themselves live with their lesson
+Small pieces that each training loop needs and that should be written once: the optimizer
+(AdamW, decaying the weight matrices only), the learning-rate schedule (linear warm-up, then
+linear decay), batches of similar-length sequences, and padding a batch to its own longest
+sequence. The loops themselves live with their lesson
 (:mod:`course_utils.classifier_training`, :mod:`course_utils.mlm_training`, ...), because a
 learner reads them.
 """
@@ -11,11 +12,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
+from torch import nn
 
 __all__ = [
     "IGNORE_INDEX",
+    "adamw",
     "batches_forever",
     "length_batches",
     "pad_batch",
@@ -23,6 +27,17 @@ __all__ = [
 ]
 
 IGNORE_INDEX = -100  # cross_entropy skips targets equal to this (its default ignore_index)
+
+
+def adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW whose weight decay shrinks the weight matrices only, never biases or norm scales."""
+    decay = [p for p in model.parameters() if p.dim() > 1]
+    no_decay = [p for p in model.parameters() if p.dim() <= 1]
+    groups: list[dict[str, Any]] = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=0.0)
 
 
 def warmup_then_decay(step: int, warmup_steps: int, total_steps: int) -> float:

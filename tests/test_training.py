@@ -34,7 +34,7 @@ from course_utils.classifier_pretraining import (
 from course_utils.classifier_tokenizer import encode_reviews, train_tokenizer
 from course_utils.classifier_training import Recipe, evaluate, train_classifier, train_or_load
 from course_utils.plots import confusion_heatmap, training_curves
-from course_utils.training import length_batches, warmup_then_decay
+from course_utils.training import adamw, length_batches, warmup_then_decay
 
 matplotlib.use("Agg")
 
@@ -94,6 +94,16 @@ def test_warmup_rises_to_one_then_decays_to_zero():
     assert all(a <= b for a, b in itertools.pairwise(factors[:10]))
     assert all(a >= b for a, b in itertools.pairwise(factors[9:]))
     assert factors[-1] == pytest.approx(1 / 90) and warmup_then_decay(100, 10, 100) == 0.0
+
+
+def test_adamw_decays_the_weight_matrices_only():
+    model = torch.nn.Sequential(
+        torch.nn.Embedding(5, 4), torch.nn.Linear(4, 3), torch.nn.LayerNorm(3)
+    )
+    decayed, kept = adamw(model, lr=1e-3, weight_decay=0.1).param_groups
+    assert [p.shape for p in decayed["params"]] == [(5, 4), (3, 4)]
+    assert [p.shape for p in kept["params"]] == [(3,), (3,), (3,)]
+    assert (decayed["weight_decay"], kept["weight_decay"], decayed["lr"]) == (0.1, 0.0, 1e-3)
 
 
 def test_length_batches_cover_every_review_once_and_group_similar_lengths():
