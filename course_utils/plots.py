@@ -55,6 +55,13 @@ def _tick_labels(names: Sequence[str] | None, count: int) -> Sequence[str]:
     return names if names is not None else [str(i) for i in range(count)]
 
 
+def _write_in_cells(ax: Axes, texts: Sequence[Sequence[str]], dark: np.ndarray) -> None:
+    """Write ``texts[row][col]`` in the middle of each heatmap cell, white on the dark ones."""
+    for (row, col), is_dark in np.ndenumerate(dark):
+        color = "white" if is_dark else "black"
+        ax.text(col, row, texts[row][col], ha="center", va="center", fontsize=8, color=color)
+
+
 def attention_heatmap(
     weights: Values,
     queries: Sequence[str] | None = None,
@@ -82,16 +89,8 @@ def attention_heatmap(
     if annotate is None:
         annotate = max(matrix.shape) <= 10
     if annotate:
-        for (row, col), value in np.ndenumerate(matrix):
-            ax.text(
-                col,
-                row,
-                f"{value:.2f}",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if value < 0.6 * np.nanmax(matrix) else "black",
-            )
+        texts = [[f"{value:.2f}" for value in row] for row in matrix]
+        _write_in_cells(ax, texts, dark=matrix < 0.6 * np.nanmax(matrix))  # viridis: low is dark
     if colorbar:
         ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     if title:
@@ -425,16 +424,11 @@ def confusion_heatmap(
     ax.set_yticks(range(len(counts)), ticks)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    for (row, col), share in np.ndenumerate(shares):
-        ax.text(
-            col,
-            row,
-            f"{share:.2f}\n({int(counts[row, col])})",
-            ha="center",
-            va="center",
-            fontsize=8,
-            color="white" if share > 0.6 else "black",
-        )
+    texts = [
+        [f"{share:.2f}\n({int(count)})" for share, count in zip(share_row, count_row, strict=True)]
+        for share_row, count_row in zip(shares, counts, strict=True)
+    ]
+    _write_in_cells(ax, texts, dark=shares > 0.6)  # Blues: high is dark
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     if title:
         ax.set_title(title)
