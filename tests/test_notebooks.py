@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,12 +26,53 @@ def test_every_lesson_is_generated_and_fresh():
     assert not stale, f"stale generated files {stale}: run `python tools/build_notebooks.py`"
 
 
-@pytest.mark.parametrize("lesson", LESSONS, ids=LESSON_IDS)
-def test_generation_is_byte_for_byte_reproducible(lesson):
-    for learner in (True, False):
-        assert build.dumps(build.build(lesson, learner)) == build.dumps(
-            build.build(lesson, learner)
-        )
+def test_another_process_elsewhere_builds_the_committed_bytes(tmp_path):
+    """`--check` in a fresh interpreter with another hash seed, working directory, time zone
+    and an ASCII locale finds every committed notebook fresh: the build is reproducible,
+    not only repeatable within one process."""
+    environment = {
+        **os.environ,
+        "PYTHONHASHSEED": "4321",  # set and dict orders differ from this process's
+        "LC_ALL": "C",
+        "PYTHONUTF8": "0",  # with the two below: files read without encoding="utf-8" fail
+        "PYTHONCOERCECLOCALE": "0",
+        "TZ": "Pacific/Kiritimati",
+    }
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "build_notebooks.py"), "--check"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _edited(lesson: build.Lesson, folder: Path, edit: str) -> build.Lesson:
+    """A copy of ``lesson``'s source in ``folder`` with one edit (its notebooks stay the same)."""
+    text = lesson.source.read_text(encoding="utf-8")
+    if edit == "prose":
+        text += "\n# %% [markdown]\n# One more paragraph.\n"
+    else:  # a line added inside the first solution region, at the marker's indent
+        before, marker, after = text.partition(build.END)
+        indent = before[before.rfind("\n") + 1 :]
+        text = f"{before}pass  # edited\n{indent}{marker}{after}"
+    copy = folder / lesson.source.name
+    copy.write_text(text, encoding="utf-8")
+    return build.read_lesson(copy)
+
+
+@pytest.mark.parametrize(("edit", "stale"), [("prose", 2), ("solution", 1)])
+def test_check_names_what_an_edited_source_leaves_stale(tmp_path, edit, stale):
+    """An edit to prose leaves both notebooks stale; one inside a solution, the solution only."""
+    lesson = LESSONS[0]
+    expected = [lesson.learner_path, lesson.solution_path][-stale:]
+    found = build.stale_files([_edited(lesson, tmp_path, edit)])
+    found = [name for name in found if not name.startswith("README")]  # tested above
+    assert found == [str(path.relative_to(ROOT)) for path in expected]
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=LESSON_IDS)
