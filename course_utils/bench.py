@@ -462,9 +462,7 @@ def run_crows_pairs(args: argparse.Namespace) -> list[dict]:
         pairs = pairs.sample(n=min(args.sample, len(pairs)), random_state=0)
     if args.random_size:
         tokenizer, course_model = _random_bert(args.random_size, device)
-        # transformers wraps PreTrainedModel.to in functools.wraps, whose type hints mypy
-        # reads as an unbound function (the device taken for self): the call is right.
-        hf_model = to_huggingface(course_model, tokenizer).to(device)  # type: ignore[arg-type]
+        hf_model = to_huggingface(course_model, tokenizer).to(device)
     else:
         tokenizer, hf_model = load_masked_lm(args.model, device=device)
         course_model = from_huggingface(hf_model) if args.course_model else None

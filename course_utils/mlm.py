@@ -58,9 +58,9 @@ def _wrap_tokenizer(backend: Tokenizer, model_max_length: int) -> PreTrainedToke
     """A ``transformers`` BERT tokenizer around a ``tokenizers`` WordPiece tokenizer."""
     from tokenizers import decoders, processors
 
-    # transformers 5 keeps BertTokenizerFast only as a runtime alias of BertTokenizer, which
-    # its type hints do not show; 4.x, which the course also supports, needs this name.
-    from transformers import BertTokenizerFast  # type: ignore[attr-defined]
+    # transformers 5 keeps BertTokenizerFast only as a runtime alias of BertTokenizer;
+    # 4.x, which the course also supports, needs this name.
+    from transformers import BertTokenizerFast
 
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(

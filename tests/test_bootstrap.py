@@ -109,3 +109,70 @@ def test_jupyterlab_really_starts_and_bootstrap_prints_the_address(tmp_path):
     assert "/lab/tree/01_embeddings.ipynb?token=" in seen[-1]
     as_root = any("--allow-root, so it is added" in line for line in seen)
     assert as_root == (os.geteuid() == 0)
+
+
+class _Recorder:
+    """Stands in for bootstrap.run: records each command, fails those containing ``failing``."""
+
+    def __init__(self, failing: str | None = None):
+        self.commands: list[list[str]] = []
+        self.failing = failing
+
+    def __call__(self, *command) -> int:
+        words = [str(c) for c in command]
+        self.commands.append(words)
+        return 1 if self.failing and self.failing in " ".join(words) else 0
+
+
+@pytest.fixture
+def installing(tmp_path, monkeypatch):
+    """``install(extra, failing=None, with_uv=True)``: run install_course against a fake
+    environment; returns (status, commands run, the environment's python, bootstrap)."""
+    bootstrap = _bootstrap()
+    monkeypatch.delenv("COURSE_INSTALLER", raising=False)
+    python = tmp_path / "bin" / "python"
+    python.parent.mkdir()
+    python.touch()
+
+    def install(extra: str, failing: str | None = None, with_uv: bool = True):
+        if with_uv:
+            (tmp_path / "bin" / "uv").touch()
+        recorder = _Recorder(failing)
+        monkeypatch.setattr(bootstrap, "run", recorder)
+        return bootstrap.install_course(python, extra), recorder.commands, python, bootstrap
+
+    return install
+
+
+def _pip(python, extra: str) -> list[str]:
+    return [str(python), "-m", "pip", "install", "--no-compile", "-e", f".[{extra}]"]
+
+
+def test_the_course_goes_in_with_uv_when_the_environment_has_it(installing):
+    status, commands, python, _ = installing("dev")
+    uv = str(python.parent / "uv")
+    assert status == 0
+    assert commands == [[uv, "pip", "install", "--python", str(python), "--quiet", "-e", ".[dev]"]]
+
+
+def test_a_failing_uv_hands_the_install_to_pip_and_says_so(installing, capsys):
+    status, commands, python, _ = installing("lab", failing="uv pip install")
+    assert status == 0
+    assert commands[-1] == _pip(python, "lab")
+    assert "pip tries instead" in capsys.readouterr().out
+
+
+def test_uv_that_cannot_be_installed_leaves_the_job_to_pip(installing, capsys):
+    status, commands, python, bootstrap = installing("dev", failing="uv==", with_uv=False)
+    assert status == 0
+    assert commands[0][1:4] == ["-m", "pip", "install"]
+    assert f"uv=={bootstrap.UV_VERSION}" in commands[0]
+    assert commands[-1] == _pip(python, "dev")
+    assert "could not install uv" in capsys.readouterr().out
+
+
+def test_course_installer_pip_never_touches_uv(installing, monkeypatch):
+    monkeypatch.setenv("COURSE_INSTALLER", "pip")
+    status, commands, python, _ = installing("dev")
+    assert status == 0
+    assert commands == [_pip(python, "dev")]
