@@ -26,7 +26,7 @@ test:
 # The edit-test loop: lint, types and every test not marked slow (no notebook execution,
 # no training at lesson size, no nbval). Run `make test` before pushing.
 test-fast: lint types
-	$(PYTHON) -m pytest -m "not slow" -n auto --maxprocesses 4 --dist loadfile tests
+	$(PYTHON) -m pytest -m "not slow" -n auto --maxprocesses 4 --dist loadgroup tests
 
 notebooks:
 	$(PYTHON) tools/build_notebooks.py

@@ -176,11 +176,11 @@ def main(argv: list[str]) -> int:
     status = run(python, "-m", "ruff", "check", ".")
     status |= run(python, "-m", "ruff", "format", "--check", ".")
     status |= run(python, "-m", "mypy")
-    # Two test processes (more on a bigger machine) share the work, a whole test file or
-    # notebook at a time (see conftest.py). Idle OpenMP threads must not spin while another
-    # process needs the core.
+    # Two test processes (more on a bigger machine) share the work: a notebook, or a file
+    # whose tests share a fixture, goes whole to one of them, slow ones first (conftest.py).
+    # Idle OpenMP threads must not spin while another process needs the core.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parallel = ("-n", "auto", "--maxprocesses", "4", "--dist", "loadfile")
+    parallel = ("-n", "auto", "--maxprocesses", "4", "--dist", "loadgroup")
     status |= run(python, "-m", "pytest", *parallel, *argv[1:])
     return status
 

@@ -95,14 +95,37 @@ def _a_record_of_parts_per_test(tmp_path_factory, monkeypatch):
     parts._passed_now.clear()
 
 
-def pytest_collection_modifyitems(config, items) -> None:
-    """nbval's notebook cells are slow: ``make test-fast`` leaves them out.
+def _xdist_group(item) -> str | None:
+    """The group whose tests must share one test process, or None for a test on its own.
 
-    Under pytest-xdist the README's test command uses ``--dist loadfile``, so the cells of
-    one notebook always run in order in one kernel. Notebooks may run side by side: a
-    solution notebook that finds an earlier lesson's part not yet on record uses the
-    reference, which computes the same numbers, and says so only in unchecked output.
+    A notebook's cells share a kernel, in order; a test using a module- or class-scoped
+    fixture (a class of notebooks graded, the hub stand-ins, a model trained once) runs
+    beside the other tests of its file, so the fixture is built once.
+    """
+    if item.path.suffix == ".ipynb":
+        return str(item.path)
+    info = getattr(item, "_fixtureinfo", None)
+    for definitions in (info.name2fixturedefs.values() if info else ()):
+        if definitions and definitions[-1].scope in ("class", "module", "package"):
+            return str(item.path)
+    return None
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark nbval's notebook cells slow, group what must share a process, slow tests first.
+
+    ``make test-fast`` leaves the slow tests out. Under pytest-xdist the README's test
+    command uses ``--dist loadgroup``: the cells of one notebook always run in order in one
+    kernel, every other test goes wherever a process is free, and the slow ones are handed
+    out first, so that no long notebook starts last while the other process sits idle.
+    Notebooks may run side by side: a solution notebook that finds an earlier lesson's
+    part not yet on record uses the reference, which computes the same numbers, and says
+    so only in unchecked output.
     """
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.slow)
+        group = _xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
