@@ -44,6 +44,14 @@ def _add_yelp_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     parser.add_argument("--pretrain-steps", type=int, help="override the recipe's pretraining")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override any Recipe field, e.g. --set class_weight=balanced --set lr=1e-3 "
+        "(repeatable; the value is read as JSON, else taken as a string)",
+    )
     parser.add_argument("--train-size", type=int, help="use only this many training reviews")
     parser.add_argument("--test-size", type=int, help="use only this many test reviews")
     parser.add_argument(
@@ -62,6 +70,25 @@ def _mean_sd(values: list[float]) -> dict:
 
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return {"mean": round(statistics.fmean(values), 4), "sd": round(sd, 4)}
+
+
+def _recipe_overrides(settings: list[str], recipe) -> dict:
+    """``["lr=1e-3", "class_weight=balanced"]`` as keyword arguments for ``replace(recipe)``."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(recipe)}
+    overrides = {}
+    for setting in settings:
+        name, equals, text = setting.partition("=")
+        if not equals or name not in known:
+            raise ValueError(
+                f"--set takes FIELD=VALUE with FIELD one of {sorted(known)}; got {setting!r}"
+            )
+        try:
+            overrides[name] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[name] = text
+    return overrides
 
 
 def _yelp_splits(args: argparse.Namespace):
@@ -176,6 +203,7 @@ def run_yelp(args: argparse.Namespace) -> dict:
         recipe = replace(recipe, epochs=args.epochs)
     if args.pretrain_steps is not None:
         recipe = replace(recipe, pretrain_steps=args.pretrain_steps)
+    recipe = replace(recipe, **_recipe_overrides(args.set, recipe))
     train, valid, test = _yelp_splits(args)
     exclude = [*valid["text"], *test["text"]]
     corpus = unlabelled_reviews(train["text"], exclude)

@@ -34,6 +34,7 @@ from course_utils.training import length_batches, pad_batch, warmup_then_decay
 __all__ = [
     "History",
     "Recipe",
+    "class_weights",
     "default_recipe",
     "evaluate",
     "train_classifier",
@@ -72,6 +73,9 @@ class Recipe:
     warmup_fraction: float = 0.1
     clip_norm: float = 1.0
     label_smoothing: float = 0.0
+    # "balanced": weigh each review's loss by 1 / (its class's share x number of classes),
+    # as the class-balanced baseline does, so the rare ratings count as much as the common
+    class_weight: str | None = None
     seed: int = 0
 
     def model_sizes(self) -> dict:
@@ -136,6 +140,26 @@ def evaluate(
     return total_loss / len(sequences), predictions
 
 
+def class_weights(
+    labels: torch.Tensor, scheme: str | None, num_classes: int = 0
+) -> torch.Tensor | None:
+    """Per-class loss weights: None (all equal), or ``"balanced"`` as scikit-learn defines it.
+
+    Balanced: ``n_reviews / (n_classes present * count of the class)``, so each class adds
+    the same total weight. A class missing from ``labels`` gets weight 0. The result has
+    ``max(num_classes, largest label + 1)`` entries.
+    """
+    if scheme is None:
+        return None
+    if scheme != "balanced":
+        raise ValueError(f"class_weight must be None or 'balanced'; got {scheme!r}")
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    present = counts > 0
+    weights = torch.zeros_like(counts)
+    weights[present] = len(labels) / (int(present.sum()) * counts[present])
+    return weights
+
+
 @dataclass
 class History:
     """What happened during fine-tuning: per step, and per epoch on the validation set."""
@@ -179,7 +203,11 @@ def train_classifier(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_then_decay(step, warmup_steps, total_steps)
     )
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    weights = class_weights(label_ids, recipe.class_weight, model.num_classes)
+    loss_fn = nn.CrossEntropyLoss(
+        weight=None if weights is None else weights.to(device),
+        label_smoothing=recipe.label_smoothing,
+    )
     history = History()
     bar = tqdm(total=total_steps, desc="fine-tuning", disable=not progress)
     for epoch in range(recipe.epochs):

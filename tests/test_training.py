@@ -260,10 +260,15 @@ def test_bench_yelp_prints_one_json_line_with_seeds_and_both_baselines(tmp_path,
     assert isinstance(result["parameters"], int) and result["parameters"] > 0
     assert all(len(run["valid_accuracy_per_epoch"]) == 1 for run in result["runs"])
     assert result["recipe"]["epochs"] == 1
-    # Without --valid, a stratified tenth of the training reviews is held out.
-    bench.main([*arguments, "--epochs", "1", "--pretrain-steps", "2"])
+    # Without --valid, a stratified tenth of the training reviews is held out; --set
+    # changes any field of the recipe.
+    sets = ["--set", "class_weight=balanced", "--set", "lr=0.002"]
+    bench.main([*arguments, "--epochs", "1", "--pretrain-steps", "2", *sets])
     result = json.loads(capsys.readouterr().out)
     assert (result["train_reviews"], result["valid_reviews"]) == (180, 20)
+    assert (result["recipe"]["class_weight"], result["recipe"]["lr"]) == ("balanced", 0.002)
+    with pytest.raises(ValueError, match="FIELD=VALUE"):
+        bench.main([*arguments, "--set", "learning_rate=0.1"])
 
 
 def test_bench_needs_a_benchmark_name(capsys):
@@ -441,3 +446,21 @@ def test_a_reference_model_that_diverges_blames_the_learning_rate_not_a_part(dat
         model.head.bias.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="learning rate"):
         train_classifier(model, data["train"], data["test"], RECIPE, progress=False)
+
+
+def test_balanced_class_weights_equal_scikit_learns():
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from course_utils.classifier_training import class_weights
+
+    labels = torch.randint(0, 5, (300,), generator=torch.Generator().manual_seed(3))
+    labels[labels == 2] = 3  # class 2 never occurs: weight 0, the others as scikit-learn's
+    present = sorted(set(labels.tolist()))
+    expected = compute_class_weight("balanced", classes=np.array(present), y=labels.numpy())
+    weights = class_weights(labels, "balanced")
+    assert present == [0, 1, 3, 4] and weights.shape == (5,) and weights[2] == 0
+    torch.testing.assert_close(weights[present], torch.tensor(expected, dtype=torch.float32))
+    assert class_weights(labels, "balanced", num_classes=7)[4:].tolist()[1:] == [0.0, 0.0]
+    assert class_weights(labels, None) is None
+    with pytest.raises(ValueError, match="balanced"):
+        class_weights(labels, "inverse")
