@@ -105,7 +105,7 @@ def _xdist_group(item) -> str | None:
     if item.path.suffix == ".ipynb":
         return str(item.path)
     info = getattr(item, "_fixtureinfo", None)
-    for definitions in (info.name2fixturedefs.values() if info else ()):
+    for definitions in info.name2fixturedefs.values() if info else ():
         if definitions and definitions[-1].scope in ("class", "module", "package"):
             return str(item.path)
     return None
