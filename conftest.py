@@ -95,37 +95,46 @@ def _a_record_of_parts_per_test(tmp_path_factory, monkeypatch):
     parts._passed_now.clear()
 
 
-def _xdist_group(item) -> str | None:
-    """The group whose tests must share one test process, or None for a test on its own.
+# Test files whose tests each go to whichever process is free: the learner notebooks, each
+# a long run of its own. Every other file goes whole to one process, so that its module-
+# and class-scoped fixtures (a class graded, the hub stand-ins, a model trained once) are
+# built once; a notebook's cells go whole to one process, in order, in one kernel.
+SPREAD_FILES = {"tests/test_notebooks.py"}
 
-    A notebook's cells share a kernel, in order; a test using a module- or class-scoped
-    fixture (a class of notebooks graded, the hub stand-ins, a model trained once) runs
-    beside the other tests of its file, so the fixture is built once.
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` as this suite needs it: groups are files, but ``SPREAD_FILES``.
+
+    pytest-xdist's own loadgroup reads ``xdist_group`` marks by rewriting node ids, which
+    pytest 9 no longer allows, so the marks would be ignored and a notebook's cells split
+    between processes. The work units keep the collection's order (slow tests first,
+    see below) instead of xdist's default of the biggest file first.
     """
-    if item.path.suffix == ".ipynb":
-        return str(item.path)
-    info = getattr(item, "_fixtureinfo", None)
-    for definitions in info.name2fixturedefs.values() if info else ():
-        if definitions and definitions[-1].scope in ("class", "module", "package"):
-            return str(item.path)
-    return None
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path in SPREAD_FILES else path
+
+    config.option.loadscopereorder = False
+    return FileGroups(config, log)
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Mark nbval's notebook cells slow, group what must share a process, slow tests first.
+    """Mark nbval's notebook cells slow and put the slow tests first.
 
     ``make test-fast`` leaves the slow tests out. Under pytest-xdist the README's test
-    command uses ``--dist loadgroup``: the cells of one notebook always run in order in one
-    kernel, every other test goes wherever a process is free, and the slow ones are handed
-    out first, so that no long notebook starts last while the other process sits idle.
-    Notebooks may run side by side: a solution notebook that finds an earlier lesson's
-    part not yet on record uses the reference, which computes the same numbers, and says
-    so only in unchecked output.
+    command uses ``--dist loadgroup`` (see ``pytest_xdist_make_scheduler``): the slow
+    tests are handed out first, so that no long notebook starts last while the other
+    process sits idle. Notebooks may run side by side: a solution notebook that finds an
+    earlier lesson's part not yet on record uses the reference, which computes the same
+    numbers, and says so only in unchecked output.
     """
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.slow)
-        group = _xdist_group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
