@@ -16,10 +16,10 @@ unpacks in parallel: about 15 s instead of pip's one to three minutes. pip insta
 itself into the environment, at the version ``UV_VERSION`` pins. Wherever that or uv's
 install fails (no route to PyPI but through pip's settings, say), bootstrap says so and
 lets pip do it: the same result, only slower. ``COURSE_INSTALLER=pip`` skips uv altogether.
-Neither compiles bytecode; instead, at the end, ``compileall`` compiles the whole environment
-on every core at once (pip does it one file at a time, a minute for PyTorch alone). It must
-be done at install time: where ``PYTHONDONTWRITEBYTECODE`` is set, as in some containers,
-Python keeps nothing it compiles at import, and every process would compile PyTorch again.
+Neither compiles bytecode at install time (pip does it one file at a time: a minute for all
+of PyTorch): Python compiles each module the first time it is imported and keeps the result
+in the environment. JupyterLab and the tests run with ``PYTHONDONTWRITEBYTECODE`` unset, as
+Docker's Python images set it, and then every kernel would compile PyTorch again.
 
 JupyterLab opens on lesson 01 and bootstrap prints its address (with the login token) on
 one line. As root (Docker, many cloud machines) JupyterLab refuses to start unless it is
@@ -118,20 +118,7 @@ def ensure_environment(extra: str) -> Path | None:
     if install_course(python, extra) != 0:
         fail("installing the course package failed; see pip's message above.")
         return None
-    compile_bytecode(python)
     return python
-
-
-def compile_bytecode(python: Path) -> None:
-    """Compile the environment's Python files to bytecode, on every core; skips fresh ones."""
-    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    packages = subprocess.run(
-        [str(python), "-c", where], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    if packages:
-        # -qq: some packages ship files for other Python versions that don't compile (pip
-        # skips them too); the status says only that, so it is not checked.
-        run(python, "-m", "compileall", "-qq", "-j", "0", packages)
 
 
 def lab_command(python: str | Path, euid: int | None = None) -> list[str]:
@@ -183,6 +170,8 @@ def main(argv: list[str]) -> int:
     python = ensure_environment("lab" if command == "lab" else "dev")
     if python is None:
         return 1
+    # Keep the bytecode of each module once compiled (see the top of this file).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     if command == "lab":
         if argv[1:] == ["--dry-run"]:
             print(" ".join(lab_command(python)))

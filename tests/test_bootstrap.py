@@ -176,3 +176,13 @@ def test_course_installer_pip_never_touches_uv(installing, monkeypatch):
     status, commands, python, _ = installing("dev")
     assert status == 0
     assert commands == [_pip(python, "dev")]
+
+
+def test_lab_and_tests_run_with_bytecode_kept(monkeypatch, tmp_path, capsys):
+    """Docker's Python images set PYTHONDONTWRITEBYTECODE; kernels would compile torch anew."""
+    bootstrap = _bootstrap()
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setattr(bootstrap, "ensure_environment", lambda extra: tmp_path / "python")
+    assert bootstrap.main(["lab", "--dry-run"]) == 0
+    assert "PYTHONDONTWRITEBYTECODE" not in os.environ
+    assert "jupyterlab" in capsys.readouterr().out
