@@ -20,6 +20,12 @@
 #
 # Each exercise is followed by a one-line check cell. Run it: one line comes back when
 # your code is right, one sentence saying what to fix when it is not.
+#
+# **What carries over.** From lesson 02 on, each part you write is kept once its check
+# passes, and the models of lessons 06 to 08 are built from them. This lesson's exercises
+# are tools for looking at vectors and are not reused, but its ideas are: lesson 02 turns
+# the attention of section 7 into the real computation, and the classifier of lesson 06
+# starts its word vectors from Word2Vec, trained on reviews.
 
 # %%
 import math

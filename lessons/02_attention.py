@@ -19,6 +19,11 @@
 #
 # Exercises have a one-line check cell underneath. Run it: it prints one line when your
 # code is right and one sentence saying what to fix when it is not.
+#
+# **What carries over.** Your `scaled_dot_product_attention` (exercise 2.1) is kept once
+# its check passes: lesson 03's heads run on it, and through them the models that lessons
+# 06 to 08 train and probe. A part you skip is replaced by the course's reference, and
+# `parts.show()` says, at any time, which parts are yours.
 
 # %%
 import math

@@ -17,6 +17,12 @@
 #
 # Each exercise has a one-line check cell under it: one line back when your code is
 # right, one sentence naming the problem when it is not.
+#
+# **What carries over.** Your table (exercise 5.1) and the function that adds it
+# (exercise 5.2) are kept once their checks pass: the Yelp classifier of lesson 06 gives
+# its tokens their positions with both, and the decoder of lesson 08 with your table.
+# (Lesson 07's BERT learned its own position vectors, the alternative of section 6.) A
+# part you skip is replaced by the course's reference; `parts.show()` says which are yours.
 
 # %%
 import matplotlib.pyplot as plt
