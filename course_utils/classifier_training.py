@@ -74,7 +74,8 @@ class Recipe:
     clip_norm: float = 1.0
     label_smoothing: float = 0.0
     # "balanced": weigh each review's loss by 1 / (its class's share x number of classes),
-    # as the class-balanced baseline does, so the rare ratings count as much as the common
+    # as the class-balanced baseline does, so the rare ratings count as much as the common.
+    # Off: with it, 3 seeds of this recipe scored 52.6% on validation instead of 54.2%.
     class_weight: str | None = None
     seed: int = 0
 
