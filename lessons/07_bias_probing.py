@@ -123,7 +123,7 @@ try:
 except Exception as error:  # a part that passed its check but breaks when used
     print(parts.broken(parts.culprit(error) or "encoder_block", error))
     model = from_huggingface(bert, block_factory=parts.encoder_block)
-print(f"every layer of `model` is a {type(model.encoder.layers[0]).__name__} from parts")
+print(f"every layer of `model` is built by parts: {type(model.encoder.layers[0]).__name__}")
 
 # %% [markdown]
 # If the small model was trained, here is how its training went. The loss is the
