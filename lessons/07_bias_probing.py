@@ -602,10 +602,11 @@ masked_lm_probe(model, tokenizer, "The doctor picked up ___ bag.", "his, her, th
 # - The metric is evidence about a model's associations, not about harm or fairness in use.
 #
 # **Measured here** (2-core CPU, no GPU, offline, so with the small Brown-corpus model):
-# the build of this notebook, from an empty cache on a machine shared with other jobs
-# (load about 3 to 5 on 2 cores), took 6 minutes: 288 s of training (2,000 steps of 32
-# sentences; held-out masked-token accuracy 16%) and 66 s to score all 1,508 pairs. The
-# trained model is reused afterwards. At a load of 16 the same build took 18 minutes.
+# the build of this notebook, from an empty cache on an otherwise idle machine, executed
+# in 5.7 minutes: 297 s of training (2,000 steps of 32 sentences; held-out masked-token
+# accuracy 16%) and 34 s to score all 1,508 pairs. The trained model is reused
+# afterwards. On a machine shared with other jobs (load 3 to 5) it took 6 minutes, at a
+# load of 16 it took 18.
 # The scores printed above come from the run that built this notebook; over four earlier
 # trainings the overall score was 50.3, 52.7, 50.5 and 46.8, a spread of six points
 # between models that differ only in a few rare word pieces. So for the small model, read
