@@ -17,6 +17,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,7 @@ def _a_record_of_parts_per_test(tmp_path_factory, monkeypatch):
 # and class-scoped fixtures (a class graded, the hub stand-ins, a model trained once) are
 # built once; a notebook's cells go whole to one process, in order, in one kernel.
 SPREAD_FILES = {"tests/test_notebooks.py"}
+SLOW_WEIGHT = 20  # a slow test (a notebook cell, a kernel, a training) costs about 20 quick ones
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -108,8 +110,8 @@ def pytest_xdist_make_scheduler(config, log):
 
     pytest-xdist's own loadgroup reads ``xdist_group`` marks by rewriting node ids, which
     pytest 9 no longer allows, so the marks would be ignored and a notebook's cells split
-    between processes. The work units keep the collection's order (slow tests first,
-    see below) instead of xdist's default of the biggest file first.
+    between processes. The work units keep the collection's order, costliest first (see
+    below), instead of xdist's default of the file with the most tests first.
     """
     if config.getvalue("dist") != "loadgroup":
         return None
@@ -125,16 +127,25 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Mark nbval's notebook cells slow and put the slow tests first.
+    """Mark nbval's notebook cells slow, then put the biggest units of work first.
 
     ``make test-fast`` leaves the slow tests out. Under pytest-xdist the README's test
-    command uses ``--dist loadgroup`` (see ``pytest_xdist_make_scheduler``): the slow
-    tests are handed out first, so that no long notebook starts last while the other
-    process sits idle. Notebooks may run side by side: a solution notebook that finds an
-    earlier lesson's part not yet on record uses the reference, which computes the same
-    numbers, and says so only in unchecked output.
+    command hands out work units (see ``pytest_xdist_make_scheduler``) in this order, and
+    a unit started last decides when the run ends; so the units are sorted by their
+    expected cost, a slow test counting as ``SLOW_WEIGHT`` quick ones. The sort is stable:
+    a notebook's cells keep their order. Notebooks may run side by side: a solution
+    notebook that finds an earlier lesson's part not yet on record uses the reference,
+    which computes the same numbers, and says so only in unchecked output.
     """
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+
+    def unit(item) -> str:
+        path = item.nodeid.split("::", 1)[0]
+        return item.nodeid if path in SPREAD_FILES else path
+
+    cost: Counter[str] = Counter()
+    for item in items:
+        cost[unit(item)] += SLOW_WEIGHT if item.get_closest_marker("slow") else 1
+    items.sort(key=lambda item: -cost[unit(item)])
