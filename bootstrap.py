@@ -116,7 +116,7 @@ def ensure_environment(extra: str) -> Path | None:
         fail(f"installing {TORCH_SPEC} failed; see pip's message above.")
         return None
     if install_course(python, extra) != 0:
-        fail("installing the course package failed; see pip's message above.")
+        fail("installing the course package failed; see the installer's message above.")
         return None
     return python
 
@@ -180,9 +180,10 @@ def main(argv: list[str]) -> int:
     status = run(python, "-m", "ruff", "check", ".")
     status |= run(python, "-m", "ruff", "format", "--check", ".")
     status |= run(python, "-m", "mypy")
-    # Two test processes (more on a bigger machine) share the work: a notebook, or a file
-    # whose tests share a fixture, goes whole to one of them, slow ones first (conftest.py).
-    # Idle OpenMP threads must not spin while another process needs the core.
+    # Two test processes (more on a bigger machine) share the work: a notebook or a test
+    # file goes whole to one of them, the learner-notebook runs one by one, the costliest
+    # first (conftest.py). Idle OpenMP threads must not spin while another process needs
+    # the core.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parallel = ("-n", "auto", "--maxprocesses", "4", "--dist", "loadgroup")
     status |= run(python, "-m", "pytest", *parallel, *argv[1:])

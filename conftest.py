@@ -104,6 +104,12 @@ SPREAD_FILES = {"tests/test_notebooks.py"}
 SLOW_WEIGHT = 20  # a slow test (a notebook cell, a kernel, a training) costs about 20 quick ones
 
 
+def _work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its file, or itself in ``SPREAD_FILES``."""
+    path = nodeid.split("::", 1)[0]
+    return nodeid if path in SPREAD_FILES else path
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadgroup`` as this suite needs it: groups are files, but ``SPREAD_FILES``.
@@ -119,8 +125,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class FileGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return nodeid if path in SPREAD_FILES else path
+            return _work_unit(nodeid)
 
     config.option.loadscopereorder = False
     return FileGroups(config, log)
@@ -140,12 +145,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.slow)
-
-    def unit(item) -> str:
-        path = item.nodeid.split("::", 1)[0]
-        return item.nodeid if path in SPREAD_FILES else path
-
     cost: Counter[str] = Counter()
     for item in items:
-        cost[unit(item)] += SLOW_WEIGHT if item.get_closest_marker("slow") else 1
-    items.sort(key=lambda item: -cost[unit(item)])
+        cost[_work_unit(item.nodeid)] += SLOW_WEIGHT if item.get_closest_marker("slow") else 1
+    items.sort(key=lambda item: -cost[_work_unit(item.nodeid)])
