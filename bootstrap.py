@@ -180,14 +180,26 @@ def main(argv: list[str]) -> int:
     status = run(python, "-m", "ruff", "check", ".")
     status |= run(python, "-m", "ruff", "format", "--check", ".")
     status |= run(python, "-m", "mypy")
-    # Two test processes (more on a bigger machine) share the work: a notebook or a test
-    # file goes whole to one of them, the learner-notebook runs one by one, the costliest
-    # first (conftest.py). Idle OpenMP threads must not spin while another process needs
-    # the core.
+    # Test processes share the work: a notebook or a test file goes whole to one of them,
+    # the learner-notebook runs one by one, the costliest first (conftest.py). Idle OpenMP
+    # threads must not spin while another process needs the core.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parallel = ("-n", "auto", "--maxprocesses", "4", "--dist", "loadgroup")
+    parallel = ("-n", str(test_processes()), "--dist", "loadgroup")
     status |= run(python, "-m", "pytest", *parallel, *argv[1:])
     return status
+
+
+def test_processes() -> int:
+    """One test process per core, plus one, at most four.
+
+    Many tests wait (for a kernel to start, a subprocess, a stand-in server), so one more
+    process than cores keeps every core busy: 200 s instead of 231 s on two cores.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows
+        cores = os.cpu_count() or 1
+    return min(cores + 1, 4)
 
 
 if __name__ == "__main__":

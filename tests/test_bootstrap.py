@@ -186,3 +186,23 @@ def test_lab_and_tests_run_with_bytecode_kept(monkeypatch, tmp_path, capsys):
     assert bootstrap.main(["lab", "--dry-run"]) == 0
     assert "PYTHONDONTWRITEBYTECODE" not in os.environ
     assert "jupyterlab" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("cores", "processes"), [(1, 2), (2, 3), (3, 4), (16, 4)])
+def test_one_test_process_more_than_cores_at_most_four(monkeypatch, cores, processes):
+    bootstrap = _bootstrap()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert bootstrap.test_processes() == processes
+
+
+def test_tests_run_in_that_many_processes(monkeypatch, tmp_path):
+    bootstrap = _bootstrap()
+    commands = []
+    monkeypatch.setattr(bootstrap, "ensure_environment", lambda extra: tmp_path / "python")
+    monkeypatch.setattr(bootstrap, "run", lambda *command: commands.append(command) or 0)
+    monkeypatch.setattr(bootstrap, "test_processes", lambda: 3)
+    for name in ("OMP_WAIT_POLICY", "PYTHONDONTWRITEBYTECODE"):  # main() changes both
+        monkeypatch.setenv(name, "1")
+    assert bootstrap.main(["test", "-x"]) == 0
+    pytest_command = next(c for c in commands if c[1:3] == ("-m", "pytest"))
+    assert pytest_command[3:] == ("-n", "3", "--dist", "loadgroup", "-x")
