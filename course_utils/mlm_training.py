@@ -91,11 +91,9 @@ def small_masked_lm_config() -> MLMConfig:
 
 def brown_texts(max_sentences: int | None) -> list[str]:
     """The Brown corpus's sentences as text (the first ``max_sentences``, or all)."""
-    from course_utils.data import brown_corpus
+    from course_utils.data import brown_token_sentences
 
-    sentences = brown_corpus().sents()  # read lazily: a slice reads only the files it needs
-    if max_sentences is not None:
-        sentences = sentences[:max_sentences]
+    sentences = brown_token_sentences(max_sentences=max_sentences)
     # Brown writes quotation marks as `` and ''; the CrowS-Pairs sentences use ".
     return [" ".join(words).replace("``", '"').replace("''", '"') for words in sentences]
 

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from course_utils.cache import atomic_write, cache_key
+from course_utils.download import cache_dir
+
 if TYPE_CHECKING:  # gensim is heavy to import; news_word_vectors imports it when called
     from gensim.models import KeyedVectors
 
@@ -22,12 +25,22 @@ __all__ = ["news_word_vectors", "sentence_vectors"]
 def news_word_vectors(vector_size: int = 48, seed: int = 0) -> KeyedVectors:
     """Word2Vec vectors (gensim ``KeyedVectors``) trained in a few seconds on the Lee corpus.
 
-    Deterministic for a given ``seed`` (one worker thread); cached for the process.
+    Deterministic for a given ``seed`` (one worker thread). Kept for the process, and saved
+    in the course cache (``<cache>/wordvectors``), so lessons 02 and 03 and every restart
+    after the first train nothing.
     """
-    from gensim.models import Word2Vec
+    import gensim
+    from gensim.models import KeyedVectors, Word2Vec
     from gensim.test.utils import datapath
     from gensim.utils import simple_preprocess
 
+    key = cache_key("lee-word2vec", vector_size, seed, gensim.__version__)
+    path = cache_dir() / "wordvectors" / f"lee-{key}.kv"
+    if path.is_file():
+        try:
+            return KeyedVectors.load(str(path))
+        except Exception:  # unreadable (another gensim, a damaged disk): train it again
+            pass
     with open(datapath("lee_background.cor"), encoding="utf-8") as file:
         documents = [simple_preprocess(line) for line in file]
     model = Word2Vec(
@@ -40,6 +53,8 @@ def news_word_vectors(vector_size: int = 48, seed: int = 0) -> KeyedVectors:
         seed=seed,
         workers=1,
     )
+    with atomic_write(path) as temporary, open(temporary, "wb") as handle:
+        model.wv.save(handle)  # one pickle: given a handle, gensim writes no side files
     return model.wv
 
 

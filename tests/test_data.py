@@ -110,6 +110,11 @@ def test_brown_from_the_shared_nltk_data(monkeypatch):
     words = [w for s in sentences for w in s]
     assert all(w == w.lower() and any(c.isalpha() for c in w) for w in words)
     assert len(data.brown_corpus().sents()[0]) == 25  # raw tokens, without a second full parse
+    # the fast reader gives nltk's own sentences (three files of three genres)
+    corpus = data.brown_corpus()
+    for fileid in ("ca01", "cf13", "cr09"):
+        assert data.brown_file_sentences(corpus.raw(fileid)) == list(corpus.sents(fileid))
+    assert data.brown_token_sentences(max_sentences=30) == list(corpus.sents()[:30])
 
 
 def test_brown_from_nltk_data_does_not_download(monkeypatch, tmp_path, isolated):
