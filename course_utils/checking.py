@@ -608,12 +608,20 @@ def value_verdict(
 
 @dataclass
 class Run:
-    """One call of a submission: what it returned, what the reference and each mistake return."""
+    """One call of a submission: what it returned, what the reference and each mistake return.
+
+    ``mistake_outputs`` may be a function that computes them: :func:`judge` calls it only
+    when the submission is wrong, so a right answer never pays for running every mistake.
+    """
 
     label: str
     actual: Any
     expected: Any
-    mistake_outputs: Sequence[Any] = ()
+    mistake_outputs: Sequence[Any] | Callable[[], Sequence[Any]] = ()
+
+    def outputs_of_mistakes(self) -> Sequence[Any]:
+        found = self.mistake_outputs
+        return found() if callable(found) else found
 
 
 @dataclass
@@ -651,15 +659,7 @@ def judge(
             v.detach().cpu() if isinstance(v, torch.Tensor) else v for v in _as_tuple(output, count)
         )
 
-    outputs = [
-        _Outputs(
-            run.label,
-            as_cpu(run.actual),
-            as_cpu(run.expected),
-            [as_cpu(out) for out in run.mistake_outputs],
-        )
-        for run in runs
-    ]
+    outputs = [_Outputs(run.label, as_cpu(run.actual), as_cpu(run.expected), []) for run in runs]
 
     def same(a: tuple, b: tuple, fields: Sequence[int] | None) -> bool:
         indices = range(count) if fields is None else fields
@@ -679,6 +679,8 @@ def judge(
                 if verdict is not None:
                     return _with_label(verdict, run.label)
         return None
+    for run, out in zip(runs, outputs, strict=True):
+        out.by_mistake = [as_cpu(found) for found in run.outputs_of_mistakes()]
 
     def explains(index: int, group: list[_Outputs]) -> bool:
         """The mistake reproduces the submission on every run of ``group``, and differs
@@ -712,6 +714,10 @@ def mistake_output(submission: Callable, args: tuple, kwargs: dict) -> Any:
         return submission(*clone_inputs(args), **clone_inputs(kwargs))
     except Exception:  # the mistake does not apply to these inputs (shapes that do not fit)
         return None
+
+
+def _mistake_outputs(mistakes: Sequence[Mistake], args: tuple, kwargs: dict) -> list[Any]:
+    return [mistake_output(m.submission, args, kwargs) for m in mistakes]
 
 
 def stub(*args: Any, **kwargs: Any) -> Any:
@@ -781,7 +787,7 @@ def function_exercise(
                 ],
             )
             expected = reference(*clone_inputs(case.args), **clone_inputs(case.kwargs))
-            outputs = [mistake_output(m.submission, case.args, case.kwargs) for m in mistakes]
+            outputs = functools.partial(_mistake_outputs, mistakes, case.args, case.kwargs)
             runs.append(Run(case.label, actual, expected, outputs))
         return judge(
             runs, names=names, mistakes=mistakes, atol=atol, rtol=rtol, exact_dtype=exact_dtype

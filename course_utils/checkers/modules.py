@@ -244,6 +244,13 @@ def module_exercise(
         )
         return module(*clone_inputs(case.args), **clone_inputs(case.kwargs))
 
+    @torch.no_grad()
+    def mistake_runs(case: ModuleCase, weights: nn.Module) -> list[Any]:
+        return [
+            mistake_output(functools.partial(run, m.submission), (case, weights), {})
+            for m in mistakes
+        ]
+
     def verdict(submission: Any) -> str | None:
         not_a_class = not_a_module_class(submission, exercise_id, name)
         if not_a_class:
@@ -284,10 +291,7 @@ def module_exercise(
                 if found:
                     return f"{found} (test case: {case.label})"
                 expected = run(reference, case, weights)
-                outputs = [
-                    mistake_output(functools.partial(run, m.submission), (case, weights), {})
-                    for m in mistakes
-                ]
+                outputs = functools.partial(mistake_runs, case, weights)  # run if wrong
                 runs.append(Run(case.label, actual, expected, outputs))
         found = judge(runs, names=names, mistakes=mistakes, atol=atol, rtol=rtol)
         for extra in after:
