@@ -766,6 +766,14 @@ def function_exercise(
     """
     name = reference.__name__
     mistakes = tuple(mistakes)
+    # The cases are the same at every check (built from ``seed``), so what each mistake
+    # returns on them is computed once, the first time an answer is wrong, and kept.
+    known: dict[int, list[Any]] = {}
+
+    def mistakes_on(index: int, case: Case) -> list[Any]:
+        if index not in known:
+            known[index] = _mistake_outputs(mistakes, case.args, case.kwargs)
+        return known[index]
 
     def verdict(submission: Callable) -> str | None:
         wrong_kind = not_a_function(submission, exercise_id, name)
@@ -773,7 +781,7 @@ def function_exercise(
             return wrong_kind
         generator = torch.Generator().manual_seed(seed)
         runs = []
-        for case in cases(generator):
+        for index, case in enumerate(cases(generator)):
             actual = call_learner(
                 submission,
                 name,
@@ -787,7 +795,7 @@ def function_exercise(
                 ],
             )
             expected = reference(*clone_inputs(case.args), **clone_inputs(case.kwargs))
-            outputs = functools.partial(_mistake_outputs, mistakes, case.args, case.kwargs)
+            outputs = functools.partial(mistakes_on, index, case)
             runs.append(Run(case.label, actual, expected, outputs))
         return judge(
             runs, names=names, mistakes=mistakes, atol=atol, rtol=rtol, exact_dtype=exact_dtype

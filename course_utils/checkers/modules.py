@@ -244,12 +244,18 @@ def module_exercise(
         )
         return module(*clone_inputs(case.args), **clone_inputs(case.kwargs))
 
+    # The cases and their weights are the same at every check (built from ``seed``), so
+    # what each mistake returns on them is computed once, when an answer is first wrong.
+    known: dict[int, list[Any]] = {}
+
     @torch.no_grad()
-    def mistake_runs(case: ModuleCase, weights: nn.Module) -> list[Any]:
-        return [
-            mistake_output(functools.partial(run, m.submission), (case, weights), {})
-            for m in mistakes
-        ]
+    def mistake_runs(index: int, case: ModuleCase, weights: nn.Module) -> list[Any]:
+        if index not in known:
+            known[index] = [
+                mistake_output(functools.partial(run, m.submission), (case, weights), {})
+                for m in mistakes
+            ]
+        return known[index]
 
     def verdict(submission: Any) -> str | None:
         not_a_class = not_a_module_class(submission, exercise_id, name)
@@ -258,7 +264,7 @@ def module_exercise(
         generator = torch.Generator().manual_seed(seed)
         runs = []
         with torch.no_grad():
-            for case in cases(generator):
+            for index, case in enumerate(cases(generator)):
                 weights = randomise_parameters(
                     build_quietly(reference, *case.init_args, **case.init_kwargs), generator
                 )
@@ -291,7 +297,7 @@ def module_exercise(
                 if found:
                     return f"{found} (test case: {case.label})"
                 expected = run(reference, case, weights)
-                outputs = functools.partial(mistake_runs, case, weights)  # run if wrong
+                outputs = functools.partial(mistake_runs, index, case, weights)  # run if wrong
                 runs.append(Run(case.label, actual, expected, outputs))
         found = judge(runs, names=names, mistakes=mistakes, atol=atol, rtol=rtol)
         for extra in after:
