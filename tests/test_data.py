@@ -14,6 +14,8 @@ import io
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import zipfile
@@ -115,6 +117,33 @@ def test_brown_from_the_shared_nltk_data(monkeypatch):
     for fileid in ("ca01", "cf13", "cr09"):
         assert data.brown_file_sentences(corpus.raw(fileid)) == list(corpus.sents(fileid))
     assert data.brown_token_sentences(max_sentences=30) == list(corpus.sents()[:30])
+    ours = data.brown_token_sentences()
+    assert len(ours) == len(sentences)
+    last = corpus.fileids()[-1]
+    assert ours[-len(corpus.sents(last)) :] == list(corpus.sents(last))
+
+
+@pytest.mark.parametrize("layout", ["zip", "folder", "cache"])
+def test_brown_read_without_nltk_gives_nltks_sentences(monkeypatch, tmp_path, isolated, layout):
+    """A copy on NLTK_DATA or in the cache is read without nltk (whose import takes ~2 s)."""
+    folder = isolated / "nltk_data" if layout == "cache" else tmp_path / "nltk_data"
+    zipped = _install_brown(folder, tmp_path)
+    if layout == "folder":  # nltk also reads an unzipped corpora/brown
+        with zipfile.ZipFile(zipped) as archive:
+            archive.extractall(zipped.parent)
+        zipped.unlink()
+    if layout != "cache":
+        monkeypatch.setenv("NLTK_DATA", str(folder))
+    expected = [list(s) for s in data.brown_corpus().sents()]  # nltk's own reader
+    code = (
+        "import sys; from course_utils.data import brown_token_sentences as read; "
+        "print(read()); print('nltk' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
+    )
+    sentences, nltk_imported = result.stdout.splitlines()
+    assert sentences == str(expected) and nltk_imported == "False"
 
 
 def test_brown_from_nltk_data_does_not_download(monkeypatch, tmp_path, isolated):
