@@ -62,6 +62,26 @@ def run(*command: str | Path) -> int:
     return subprocess.call([str(c) for c in command], cwd=ROOT)
 
 
+def start_beside(*command: str | Path) -> subprocess.Popen:
+    """Start ``command`` now and keep its output for :func:`finish` to print."""
+    say("$ " + " ".join(str(c) for c in command) + "  (runs beside the tests; report below)")
+    return subprocess.Popen(
+        [str(c) for c in command],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen) -> int:
+    """Wait for a command from :func:`start_beside`, print its output, return its status."""
+    output, _ = process.communicate()
+    say("$ " + " ".join(process.args) + "  (its report)")
+    print(output, end="", flush=True)
+    return process.returncode
+
+
 UV_VERSION = "0.13.9"
 
 
@@ -179,13 +199,16 @@ def main(argv: list[str]) -> int:
         return open_lab(lab_command(python))
     status = run(python, "-m", "ruff", "check", ".")
     status |= run(python, "-m", "ruff", "format", "--check", ".")
-    status |= run(python, "-m", "mypy")
+    # The type check takes one core for about 20 s; the tests spend much of their time
+    # waiting on kernels and subprocesses, so it runs beside them.
+    types = start_beside(python, "-m", "mypy")
     # Test processes share the work: a notebook or a test file goes whole to one of them,
     # the learner-notebook runs one by one, the costliest first (conftest.py). Idle OpenMP
     # threads must not spin while another process needs the core.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parallel = ("-n", str(test_processes()), "--dist", "loadgroup")
     status |= run(python, "-m", "pytest", *parallel, *argv[1:])
+    status |= finish(types)
     return status
 
 

@@ -200,9 +200,25 @@ def test_tests_run_in_that_many_processes(monkeypatch, tmp_path):
     commands = []
     monkeypatch.setattr(bootstrap, "ensure_environment", lambda extra: tmp_path / "python")
     monkeypatch.setattr(bootstrap, "run", lambda *command: commands.append(command) or 0)
+    monkeypatch.setattr(bootstrap, "start_beside", lambda *command: commands.append(command))
+    monkeypatch.setattr(bootstrap, "finish", lambda process: 0)
     monkeypatch.setattr(bootstrap, "test_processes", lambda: 3)
     for name in ("OMP_WAIT_POLICY", "PYTHONDONTWRITEBYTECODE"):  # main() changes both
         monkeypatch.setenv(name, "1")
     assert bootstrap.main(["test", "-x"]) == 0
     pytest_command = next(c for c in commands if c[1:3] == ("-m", "pytest"))
     assert pytest_command[3:] == ("-n", "3", "--dist", "loadgroup", "-x")
+    assert [c[1:] for c in commands].index(("-m", "mypy")) < commands.index(pytest_command)
+
+
+def test_a_command_beside_the_tests_reports_after_them_and_its_status_counts(capsys):
+    bootstrap = _bootstrap()
+    code = "import sys; print('type', 'error', 'here'); sys.exit(1)"
+    process = bootstrap.start_beside(sys.executable, "-c", code)
+    try:
+        process.wait(timeout=60)
+        assert "type error here" not in capsys.readouterr().out  # kept until finish()
+    finally:
+        status = bootstrap.finish(process)
+    assert status == 1
+    assert "type error here" in capsys.readouterr().out
