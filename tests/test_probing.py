@@ -14,7 +14,7 @@ import torch
 from matplotlib.container import ErrorbarContainer
 
 from course_utils import crows_pairs, mlm, probing, widgets
-from course_utils.checkers.probing import _flawed_candidates, _flawed_pll
+from course_utils.checkers.probing import _flawed_candidates, _flawed_pll, probe_model
 from course_utils.crows_pairs import (
     crows_pairs_metric,
     crows_pairs_scores,
@@ -90,17 +90,21 @@ def test_single_piece_candidate_probability_is_the_masked_prediction(tiny):
         assert probability == pytest.approx(top.set_index("token").probability[word], abs=1e-4)
 
 
-def test_multi_piece_candidates_mask_all_pieces_at_once(tiny):
-    tokenizer, model = tiny
-    text, candidates = "She was a ___ at the hospital.", ["nurse", "riverbanks", "doctors"]
+def test_multi_piece_candidates_mask_all_pieces_at_once():
+    # The checkers' seeded BERT with large weights: its predictions are peaked and fixed,
+    # whereas a model over a freshly trained WordPiece vocabulary changes with the trainer's
+    # tie order, and with it how far apart the two ways of scoring land.
+    tokenizer, model = probe_model()
+    text, candidates = "the ___ picked up his bag .", ["doctor", "nurse", "nurses"]
+    assert [len(tokenizer.tokenize(c)) for c in candidates] == [1, 2, 3]
     expected = _flawed_candidates(model, tokenizer, text, candidates)  # the plain loop
     got = probing.candidate_probabilities(model, tokenizer, text, candidates)
     torch.testing.assert_close(got, expected)
     one_at_a_time = _flawed_candidates(model, tokenizer, text, candidates, one_piece_at_a_time=True)
-    # A different quantity, not a rounding difference: far beyond float32's tolerance that
-    # assert_close uses above (rtol 1.3e-6). A fixed margin such as 1e-3 made the test flaky:
-    # the WordPiece trainer breaks ties in a run-dependent order, so the tiny model changes.
-    assert ((got[1] - one_at_a_time[1]).abs() / got[1]).item() > 100 * 1.3e-6
+    # One piece: the same masked prediction. Several: a different quantity, not a rounding
+    # difference (here about 10%, where assert_close above allows 1.3e-6 relative).
+    torch.testing.assert_close(got[0], one_at_a_time[0])
+    assert (((got - one_at_a_time).abs() / got)[1:] > 100 * 1.3e-6).all()
 
 
 def test_pseudo_log_likelihood_equals_a_plain_loop(tiny):
