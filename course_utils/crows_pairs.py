@@ -333,8 +333,9 @@ def crows_pairs_scores(
     stereotyping sentence won. The masked copies of all sentences run in batches of up to
     ``batch_tokens`` tokens, copies of one length together (so nothing is padded), under
     ``torch.inference_mode``; the prediction head runs at the masked positions only.
-    ``precision="bfloat16"`` runs the model in bfloat16 (about twice as fast on CPUs with
-    AVX-512 BF16 or AMX, and on recent GPUs), which moves the scores slightly;
+    ``precision="bfloat16"`` runs the model in bfloat16 (faster on CPUs with AVX-512 BF16
+    or AMX, and on recent GPUs: 1.6 to 1.9 times on a 2-core AVX-512 BF16 CPU), which
+    moves the scores slightly;
     ``python -m course_utils.bench crows-pairs --implementations float32,bfloat16`` says
     by how much (pairs whose score changed, largest change, preferences flipped).
     """
