@@ -53,6 +53,7 @@ __all__ = [
     "function_exercise",
     "isolated_state",
     "judge",
+    "kept_per_case",
     "learner_traceback",
     "mistake_output",
     "not_a_function",
@@ -716,8 +717,21 @@ def mistake_output(submission: Callable, args: tuple, kwargs: dict) -> Any:
         return None
 
 
-def _mistake_outputs(mistakes: Sequence[Mistake], args: tuple, kwargs: dict) -> list[Any]:
-    return [mistake_output(m.submission, args, kwargs) for m in mistakes]
+def kept_per_case(compute: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+    """``compute`` for the known mistakes, run once per case index and then kept.
+
+    A check rebuilds its cases from the same seed every time, so what the mistakes return
+    on case ``index`` never changes: ``kept(index, *args)`` calls ``compute(*args)`` the
+    first time that index is asked for (when an answer is first wrong), never again.
+    """
+    kept: dict[int, list[Any]] = {}
+
+    def on_case(index: int, *args: Any) -> list[Any]:
+        if index not in kept:
+            kept[index] = compute(*args)
+        return kept[index]
+
+    return on_case
 
 
 def stub(*args: Any, **kwargs: Any) -> Any:
@@ -766,14 +780,9 @@ def function_exercise(
     """
     name = reference.__name__
     mistakes = tuple(mistakes)
-    # The cases are the same at every check (built from ``seed``), so what each mistake
-    # returns on them is computed once, the first time an answer is wrong, and kept.
-    known: dict[int, list[Any]] = {}
-
-    def mistakes_on(index: int, case: Case) -> list[Any]:
-        if index not in known:
-            known[index] = _mistake_outputs(mistakes, case.args, case.kwargs)
-        return known[index]
+    mistakes_on = kept_per_case(
+        lambda case: [mistake_output(m.submission, case.args, case.kwargs) for m in mistakes]
+    )
 
     def verdict(submission: Callable) -> str | None:
         wrong_kind = not_a_function(submission, exercise_id, name)

@@ -36,6 +36,7 @@ from course_utils.checking import (
     call_learner,
     clone_inputs,
     judge,
+    kept_per_case,
     mistake_output,
 )
 
@@ -244,18 +245,13 @@ def module_exercise(
         )
         return module(*clone_inputs(case.args), **clone_inputs(case.kwargs))
 
-    # The cases and their weights are the same at every check (built from ``seed``), so
-    # what each mistake returns on them is computed once, when an answer is first wrong.
-    known: dict[int, list[Any]] = {}
-
+    @kept_per_case  # the cases and their weights come from ``seed``: the same every check
     @torch.no_grad()
-    def mistake_runs(index: int, case: ModuleCase, weights: nn.Module) -> list[Any]:
-        if index not in known:
-            known[index] = [
-                mistake_output(functools.partial(run, m.submission), (case, weights), {})
-                for m in mistakes
-            ]
-        return known[index]
+    def mistake_runs(case: ModuleCase, weights: nn.Module) -> list[Any]:
+        return [
+            mistake_output(functools.partial(run, m.submission), (case, weights), {})
+            for m in mistakes
+        ]
 
     def verdict(submission: Any) -> str | None:
         not_a_class = not_a_module_class(submission, exercise_id, name)
