@@ -101,6 +101,7 @@ def _a_record_of_parts_per_test(tmp_path_factory, monkeypatch):
 # and class-scoped fixtures (a class graded, the hub stand-ins, a model trained once) are
 # built once; a notebook's cells go whole to one process, in order, in one kernel.
 SPREAD_FILES = {"tests/test_notebooks.py"}
+LEARNER_RUN = "tests/test_notebooks.py::test_learner_notebook_fails_only_at_checks"
 SLOW_WEIGHT = 20  # a slow test (a notebook cell, a kernel, a training) costs about 20 quick ones
 
 
@@ -148,4 +149,11 @@ def pytest_collection_modifyitems(config, items) -> None:
     cost: Counter[str] = Counter()
     for item in items:
         cost[_work_unit(item.nodeid)] += SLOW_WEIGHT if item.get_closest_marker("slow") else 1
+    # A run of a learner notebook costs about what nbval's run of its solution costs (the same
+    # cells), not one slow test: priced so, they start among the notebooks, not at the end.
+    for item in items:
+        if item.nodeid.startswith(LEARNER_RUN):
+            lesson = item.nodeid.rsplit("[", 1)[-1].rstrip("]")
+            solution = f"notebooks/solutions/{lesson}.ipynb"
+            cost[item.nodeid] = max(cost[item.nodeid], cost[solution])
     items.sort(key=lambda item: -cost[_work_unit(item.nodeid)])

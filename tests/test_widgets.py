@@ -7,7 +7,6 @@ import re
 import numpy as np
 import pytest
 import torch
-from gensim.models import KeyedVectors
 
 from course_utils.embeddings import word_attention
 from course_utils.widgets import PRESETS, AttentionExplorer, parse_words
@@ -18,6 +17,8 @@ WORDS = sorted({w for query, keys in PRESETS.values() for w in [query, *keys.spl
 @pytest.fixture
 def vectors():
     """Made-up 6-d vectors for the presets' words, long enough for clearly uneven weights."""
+    from gensim.models import KeyedVectors  # here: importing gensim takes 2 s of every collection
+
     table = KeyedVectors(6)
     rng = np.random.default_rng(0)
     table.add_vectors(WORDS, (rng.normal(size=(len(WORDS), 6)) * 2).astype(np.float32))
