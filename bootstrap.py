@@ -199,11 +199,9 @@ def main(argv: list[str]) -> int:
         return open_lab(lab_command(python))
     status = run(python, "-m", "ruff", "check", ".")
     status |= run(python, "-m", "ruff", "format", "--check", ".")
-    # The type check takes one core for about 20 s. Beside it, one process imports what
-    # the tests and their kernels import, so that Python compiles those modules once
-    # (see WARM_UP) instead of in every test process and kernel at the same moment.
+    # The type check takes one core for about 20 s; the tests spend much of their time
+    # waiting on kernels and subprocesses, so it runs beside them.
     types = start_beside(python, "-m", "mypy")
-    warm_up(python)
     # Test processes share the work: a notebook or a test file goes whole to one of them,
     # the learner-notebook runs one by one, the costliest first (conftest.py). Idle OpenMP
     # threads must not spin while another process needs the core.
@@ -212,31 +210,6 @@ def main(argv: list[str]) -> int:
     status |= run(python, "-m", "pytest", *parallel, *argv[1:])
     status |= finish(types)
     return status
-
-
-# What the test processes and notebook kernels import. In a new environment nothing is
-# compiled yet (the installers skip it, see the top of this file), and three test processes
-# starting together would each compile the same few thousand modules: about 14 s of a
-# two-core CI run. Importing them once first, beside the type check, costs no extra time.
-WARM_UP = """
-import importlib, importlib.util, os, pkgutil, sys
-compiled = importlib.util.cache_from_source(importlib.util.find_spec("transformers").origin)
-if os.path.exists(compiled):  # an environment that has run before
-    sys.exit()
-import course_utils
-for module in pkgutil.walk_packages(course_utils.__path__, "course_utils."):
-    importlib.import_module(module.name)
-import gensim.models, ipykernel.kernelapp, matplotlib_inline.backend_inline, nbclient, nbval.plugin
-import sklearn.feature_extraction.text, sklearn.linear_model, torch, xdist.plugin
-from transformers import AutoModelForMaskedLM, BertForMaskedLM, BertTokenizerFast
-torch.optim.AdamW([torch.zeros(1, requires_grad=True)])  # imports torch._dynamo
-"""
-
-
-def warm_up(python: Path) -> None:
-    """Compile, once, the modules that the tests and their kernels import (see WARM_UP)."""
-    if subprocess.call([str(python), "-c", WARM_UP], cwd=ROOT, stdout=subprocess.DEVNULL):
-        say("importing the course's modules failed (above); the tests will say where")
 
 
 def test_processes() -> int:

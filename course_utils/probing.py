@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch
 
 if TYPE_CHECKING:  # transformers is imported by whoever loads the model
+    import pandas as pd  # imported by the two functions that make tables (half a second)
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
@@ -135,6 +135,8 @@ def top_predictions(
     logits = model(input_ids=input_ids.to(_device(model))).logits[0, position]  # (vocab_size,)
     top = logits.float().softmax(dim=-1).topk(k)
     tokens = tokenizer.convert_ids_to_tokens(top.indices.tolist())
+    import pandas as pd
+
     return pd.DataFrame({"token": tokens, "probability": top.values.cpu().numpy().round(4)})
 
 
@@ -159,6 +161,8 @@ def probe_table(
     for candidate in candidates:
         input_ids, positions = encode_with_candidate(tokenizer, text, candidate)
         pieces.append(" ".join(tokenizer.convert_ids_to_tokens(input_ids[0, positions].tolist())))
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "candidate": candidates,

@@ -202,47 +202,13 @@ def test_tests_run_in_that_many_processes(monkeypatch, tmp_path):
     monkeypatch.setattr(bootstrap, "run", lambda *command: commands.append(command) or 0)
     monkeypatch.setattr(bootstrap, "start_beside", lambda *command: commands.append(command))
     monkeypatch.setattr(bootstrap, "finish", lambda process: 0)
-    monkeypatch.setattr(bootstrap, "warm_up", lambda python: commands.append(("warm up",)))
     monkeypatch.setattr(bootstrap, "test_processes", lambda: 3)
     for name in ("OMP_WAIT_POLICY", "PYTHONDONTWRITEBYTECODE"):  # main() changes both
         monkeypatch.setenv(name, "1")
     assert bootstrap.main(["test", "-x"]) == 0
     pytest_command = next(c for c in commands if c[1:3] == ("-m", "pytest"))
     assert pytest_command[3:] == ("-n", "3", "--dist", "loadgroup", "-x")
-    order = [c[1:] for c in commands]
-    mypy, pytest_at = order.index(("-m", "mypy")), order.index(pytest_command[1:])
-    assert mypy < commands.index(("warm up",)) < pytest_at
-
-
-def _findable(dotted: str) -> bool:
-    """Whether module ``dotted`` exists, found without importing any of it."""
-    top, *rest = dotted.split(".")
-    spec = importlib.util.find_spec(top)
-    if spec is None or not rest:
-        return spec is not None
-    for folder in spec.submodule_search_locations or []:
-        path = Path(folder, *rest)
-        if path.with_suffix(".py").is_file() or (path / "__init__.py").is_file():
-            return True
-    return False
-
-
-def test_the_warm_up_names_modules_that_exist_and_stops_early_when_compiled():
-    """Every module it imports exists; in an environment that has run before it stops at once."""
-    import ast
-
-    bootstrap = _bootstrap()
-    names = set()
-    for node in ast.walk(ast.parse(bootstrap.WARM_UP)):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            names.add(node.module)
-    assert {"torch", "transformers", "gensim.models", "ipykernel.kernelapp"} <= names
-    assert [name for name in sorted(names) if not _findable(name)] == []
-    # This environment has run before: the script stops before its end (which exits with 3).
-    script = bootstrap.WARM_UP + "\nraise SystemExit(3)"
-    assert subprocess.run([sys.executable, "-c", script], timeout=120, check=False).returncode == 0
+    assert [c[1:] for c in commands].index(("-m", "mypy")) < commands.index(pytest_command)
 
 
 def test_a_command_beside_the_tests_reports_after_them_and_its_status_counts(capsys):
