@@ -72,7 +72,7 @@ def decoder_config() -> DecoderConfig:
             max_len=24,
             max_sentences=3000,
             held_out=200,
-            seconds=4.0,
+            seconds=2.0,
             batch_size=32,
             learning_rate=3e-3,
             warmup_steps=5,
