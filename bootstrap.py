@@ -135,10 +135,30 @@ def ensure_environment(extra: str) -> Path | None:
     if not has_torch and run(python, "-m", "pip", "install", "--no-compile", TORCH_SPEC) != 0:
         fail(f"installing {TORCH_SPEC} failed; see pip's message above.")
         return None
-    if install_course(python, extra) != 0:
+    compiling = compile_torch_beside(python)
+    installed = install_course(python, extra)
+    compiling.wait()
+    if installed != 0:
         fail("installing the course package failed; see the installer's message above.")
         return None
     return python
+
+
+def compile_torch_beside(python: Path) -> subprocess.Popen:
+    """Import PyTorch once in the background, so that Python compiles and keeps its modules.
+
+    The installers compile nothing (see the top of this file). PyTorch is already in place
+    while uv installs the rest, so its modules are compiled then, at no cost in time,
+    instead of by every test process or kernel that imports it first at the same moment.
+    """
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    code = "import torch; torch.optim.AdamW([torch.zeros(1, requires_grad=True)])"
+    return subprocess.Popen(
+        [str(python), "-c", code],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def lab_command(python: str | Path, euid: int | None = None) -> list[str]:

@@ -222,3 +222,16 @@ def test_a_command_beside_the_tests_reports_after_them_and_its_status_counts(cap
         status = bootstrap.finish(process)
     assert status == 1
     assert "type error here" in capsys.readouterr().out
+
+
+def test_torch_is_compiled_beside_the_install_with_bytecode_kept(monkeypatch, tmp_path):
+    """The background import of PyTorch may write bytecode even where the machine forbids it."""
+    bootstrap = _bootstrap()
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    seen = tmp_path / "seen"
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\necho "${{PYTHONDONTWRITEBYTECODE:-unset}} $1 $2" > {seen}\n')
+    fake.chmod(0o755)
+    assert bootstrap.compile_torch_beside(fake).wait(timeout=60) == 0
+    flag, option, code = seen.read_text().split(" ", 2)
+    assert (flag, option) == ("unset", "-c") and code.startswith("import torch")
