@@ -152,13 +152,22 @@ def compile_torch_beside(python: Path) -> subprocess.Popen:
     instead of by every test process or kernel that imports it first at the same moment.
     """
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    code = "import torch; torch.optim.AdamW([torch.zeros(1, requires_grad=True)])"
     return subprocess.Popen(
-        [str(python), "-c", code],
+        [str(python), "-c", COMPILE_TORCH],
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+# Stops at once where PyTorch was compiled before (a second run), else imports it.
+COMPILE_TORCH = """
+import importlib.util, os, sys
+if os.path.exists(importlib.util.cache_from_source(importlib.util.find_spec("torch").origin)):
+    sys.exit()
+import torch
+torch.optim.AdamW([torch.zeros(1, requires_grad=True)])  # and torch._dynamo, which it imports
+"""
 
 
 def lab_command(python: str | Path, euid: int | None = None) -> list[str]:

@@ -234,4 +234,18 @@ def test_torch_is_compiled_beside_the_install_with_bytecode_kept(monkeypatch, tm
     fake.chmod(0o755)
     assert bootstrap.compile_torch_beside(fake).wait(timeout=60) == 0
     flag, option, code = seen.read_text().split(" ", 2)
-    assert (flag, option) == ("unset", "-c") and code.startswith("import torch")
+    assert (flag, option) == ("unset", "-c") and "import torch" in code
+
+
+def test_torch_compiled_before_is_not_imported_again(tmp_path):
+    bootstrap = _bootstrap()
+    environment = {**os.environ, "PYTHONPYCACHEPREFIX": str(tmp_path)}
+    find = "import importlib.util as u; print(u.cache_from_source(u.find_spec('torch').origin))"
+    compiled = subprocess.run(
+        [sys.executable, "-c", find], env=environment, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    Path(compiled).parent.mkdir(parents=True)
+    Path(compiled).touch()
+    script = bootstrap.COMPILE_TORCH + "\nraise SystemExit(3)"  # 3: it went on to import torch
+    result = subprocess.run([sys.executable, "-c", script], env=environment, timeout=60)
+    assert result.returncode == 0
