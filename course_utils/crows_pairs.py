@@ -123,7 +123,8 @@ def _masked_copies(sentences: list[dict], batch_tokens: int) -> list[list[tuple[
 
     Sorting by length puts copies of equal length side by side, so a batch is never
     padded (dynamic padding, with nothing left to pad) and its results equal those of
-    one copy at a time. A batch holds at most ``batch_tokens`` tokens.
+    one copy at a time, up to the order in which the matrix products add (the sixth
+    digit). A batch holds at most ``batch_tokens`` tokens.
     """
     jobs = sorted(
         (len(s["ids"]), index, position)

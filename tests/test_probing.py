@@ -234,7 +234,13 @@ def test_batched_metric_equals_one_pair_at_a_time(tiny):
         batched = crows_pairs_scores(
             model, tokenizer, PAIRS, batch_tokens=batch_tokens, progress=False
         )
-        pd.testing.assert_frame_equal(batched, plain, check_exact=True)
+        # The same sums, but matrix products of other shapes add in another order, so a raw
+        # score can differ in the sixth digit and its rounding to 3 decimals by one unit
+        # (-79.9975 gave -79.998 and -79.997, in 2 of 12 runs on two threads). A wrong
+        # token or position moves a score by a whole log-probability instead.
+        scores = ["sent_more_score", "sent_less_score"]
+        pd.testing.assert_frame_equal(batched[scores], plain[scores], rtol=0, atol=1e-3)
+        pd.testing.assert_frame_equal(batched.drop(columns=scores), plain.drop(columns=scores))
     assert batched.sent_more_score.nunique() == len(PAIRS)  # real, distinct scores
     assert crows_pairs_metric(batched).as_dict() == crows_pairs_metric(plain).as_dict()
 
