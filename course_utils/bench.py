@@ -4,9 +4,11 @@
     python -m course_utils.bench yelp-step
     python -m course_utils.bench crows-pairs --model NAME_OR_DIR --data FILE
 
-``yelp`` pretrains and fine-tunes the lesson-06 transformer for each seed and fits the
-TF-IDF + logistic-regression baselines (plain and class-balanced) on the same split, and
-prints their test scores. ``yelp-step`` times a training step of the classifier built from
+``yelp`` pretrains and fine-tunes the lesson-06 transformer for each seed (learning from
+the labels and from the class-balanced baseline's cross-fitted probabilities, as the
+recipe says; ``--set teacher_weight=0`` for the labels alone), fits the TF-IDF +
+logistic-regression baselines (plain and class-balanced) on the same split, and prints
+their test scores. ``yelp-step`` times a training step of the classifier built from
 the learner's recorded parts against the reference one.
 ``crows-pairs`` scores a masked language model on CrowS-Pairs (lesson 07). Each
 benchmark is a subcommand: a function that adds its arguments and a function that runs it.
@@ -113,6 +115,7 @@ def _yelp_seed(
     encoded: dict,
     labels: dict,
     chunks: list,
+    teacher,
     parts: Literal["reference", "yours"],
     device: str,
     threads: int | None,
@@ -155,6 +158,7 @@ def _yelp_seed(
         (encoded["valid"], labels["valid"]),
         seeded,
         device,
+        teacher=teacher,
         progress=False,
     )
     cpu_seconds = time.process_time() - cpu_start
@@ -186,6 +190,7 @@ def run_yelp(args: argparse.Namespace) -> dict:
     from course_utils.classifier_data import unlabelled_reviews
     from course_utils.classifier_metrics import (
         classification_scores,
+        cross_fitted_probabilities,
         majority_baseline,
         tfidf_baseline,
     )
@@ -218,6 +223,18 @@ def run_yelp(args: argparse.Namespace) -> dict:
         for name, frame in splits.items()
     }
     chunks = windows((e.ids for e in tokenizer.encode_batch(corpus)), recipe.pretrain_len)
+    teacher, teacher_report = None, None
+    if recipe.teacher_weight > 0:  # the class-balanced bag of words, cross-fitted on train
+        start = time.perf_counter()
+        teacher = cross_fitted_probabilities(train["text"], train["label"])
+        teacher_report = {
+            "model": "TF-IDF + logistic regression, balanced, 5-fold cross-fitted on train",
+            "weight": recipe.teacher_weight,
+            "cross_fitted_train_accuracy": round(
+                float((teacher.argmax(axis=1) == train["label"].to_numpy()).mean()), 4
+            ),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
     job = partial(
         _yelp_seed,
         recipe=recipe,
@@ -226,6 +243,7 @@ def run_yelp(args: argparse.Namespace) -> dict:
         encoded=encoded,
         labels={name: frame["label"].tolist() for name, frame in splits.items()},
         chunks=chunks,
+        teacher=teacher,
         parts=args.parts,
         device=str(device),
         threads=args.threads,
@@ -270,6 +288,7 @@ def run_yelp(args: argparse.Namespace) -> dict:
         "majority_accuracy": round(
             classification_scores(test["label"], majority.predictions)["accuracy"], 4
         ),
+        "teacher": teacher_report,
         "runs": runs,
         "train_seconds_per_seed": _mean_sd(
             [run["pretrain_seconds"] + run["finetune_seconds"] for run in runs]

@@ -7,9 +7,11 @@ gives every star rating the same weight, however rare) and how far off the mista
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -18,6 +20,7 @@ __all__ = [
     "BaselineResult",
     "classification_scores",
     "confusion_matrix",
+    "cross_fitted_probabilities",
     "majority_baseline",
     "tfidf_baseline",
 ]
@@ -92,16 +95,70 @@ def tfidf_baseline(
     without class weights). ``class_weight="balanced"`` weighs each review by the inverse
     frequency of its class, so rare ratings count as much as common ones.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
     start = time.perf_counter()
-    pipeline = make_pipeline(
-        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-        LogisticRegression(C=c, max_iter=2000, class_weight=class_weight, random_state=seed),
-    )
+    pipeline = _tfidf_pipeline(c, class_weight, seed)
     pipeline.fit(list(train_texts), _labels(train_labels, "train_labels"))
     predictions = pipeline.predict(list(test_texts))
     name = "TF-IDF + logistic regression" + (", balanced" if class_weight else "")
     return BaselineResult(name, predictions, time.perf_counter() - start, pipeline)
+
+
+def _tfidf_pipeline(c: float, class_weight: str | None, seed: int):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+        LogisticRegression(C=c, max_iter=2000, class_weight=class_weight, random_state=seed),
+    )
+
+
+def cross_fitted_probabilities(
+    texts: Sequence[str],
+    labels: ArrayLike,
+    *,
+    folds: int = 5,
+    c: float = 4.0,
+    class_weight: str | None = "balanced",
+    seed: int = 0,
+) -> np.ndarray:
+    """Each review's class probabilities from a baseline that never saw it: ``(n, classes)``.
+
+    The reviews are split into ``folds`` stratified parts; the TF-IDF baseline (as in
+    :func:`tfidf_baseline`) is fitted on all parts but one and predicts that one. A baseline
+    fitted on every review would instead be near-certain of each review's own label, having
+    learned it: a teacher that only repeats the labels. Columns are the classes 0 to the
+    largest label; a class absent from a fold's training part gets probability 0 there.
+    """
+    from joblib import Parallel, delayed
+    from sklearn.model_selection import StratifiedKFold
+
+    texts, y = list(texts), _labels(labels, "labels")
+    if len(texts) != y.size:
+        raise ValueError(f"{len(texts)} texts but {y.size} labels")
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2; got {folds}")
+    smallest = int(np.bincount(y)[np.unique(y)].min())
+    if smallest < 2:
+        raise ValueError("every class needs at least 2 reviews to be cross-fitted")
+    # a class with fewer reviews than folds: fewer folds, so each fold holds one of them
+    splitter = StratifiedKFold(n_splits=min(folds, smallest), shuffle=True, random_state=seed)
+    splits = list(splitter.split(np.zeros(y.size), y))
+    fold = partial(_fit_and_predict, texts, y, c=c, class_weight=class_weight, seed=seed)
+    jobs = min(len(splits), os.cpu_count() or 1)  # the folds are independent: one per core
+    results = Parallel(n_jobs=jobs)(delayed(fold)(*rows) for rows in splits)
+    probabilities = np.zeros((y.size, int(y.max()) + 1))
+    for (_, predict_rows), (columns, predicted) in zip(splits, results, strict=True):
+        probabilities[np.ix_(predict_rows, columns)] = predicted
+    return probabilities
+
+
+def _fit_and_predict(
+    texts: list[str], y: np.ndarray, fit_rows, predict_rows, *, c, class_weight, seed
+) -> tuple[np.ndarray, np.ndarray]:
+    """One fold: fit on ``fit_rows``; the classes seen and the probabilities of ``predict_rows``."""
+    pipeline = _tfidf_pipeline(c, class_weight, seed)
+    pipeline.fit([texts[i] for i in fit_rows], y[fit_rows])
+    predicted = pipeline.predict_proba([texts[i] for i in predict_rows])
+    return pipeline.classes_.astype(np.int64), predicted

@@ -3,7 +3,9 @@
 The loop is the standard recipe for transformers: AdamW, a learning rate that warms up
 linearly and then decays linearly to zero, gradient clipping, and an evaluation on the
 validation reviews after every epoch (the test reviews are kept for the very end). Batches
-group reviews of similar length (less padding, less work). A finished run is saved as a
+group reviews of similar length (less padding, less work). As the recipe sets it, half of
+the loss asks the model to match a teacher's probabilities for each review (knowledge
+distillation; the teacher is the class-balanced bag of words, cross-fitted). A finished run is saved as a
 checkpoint keyed by its recipe, its data and its starting weights, so running the notebook
 again loads it instead of training again.
 
@@ -21,7 +23,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import nn
 
 from course_utils import settings
@@ -80,6 +84,11 @@ class Recipe:
     # as the class-balanced baseline does, so the rare ratings count as much as the common.
     # Off: with it, 3 seeds of this recipe scored 52.6% on validation instead of 54.2%.
     class_weight: str | None = None
+    # Distillation: this share of the loss is the cross-entropy with a teacher's probabilities
+    # for each training review (the class-balanced bag of words, cross-fitted so that it never
+    # saw the review it predicts), the rest the cross-entropy with the true label. 0 turns it
+    # off. 4 seeds scored 55.3% on validation with 0.5, against 54.5% without (appendix).
+    teacher_weight: float = 0.5
     seed: int = 0
 
     def model_sizes(self) -> dict:
@@ -166,7 +175,11 @@ def class_weights(
 
 @dataclass
 class History:
-    """What happened during fine-tuning: per step, and per epoch on the validation set."""
+    """What happened during fine-tuning: per step, and per epoch on the validation set.
+
+    The training losses are the cross-entropy with the labels, like the validation loss, even
+    when a teacher's part is added to the loss that training descends.
+    """
 
     step_loss: list[float] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
@@ -183,10 +196,14 @@ def train_classifier(
     recipe: Recipe,
     device: torch.device | str = "cpu",
     *,
+    teacher: ArrayLike | torch.Tensor | None = None,
     progress: bool = True,
 ) -> History:
     """Fine-tune ``model`` on ``train = (token id lists, labels)``; score ``valid`` each epoch.
 
+    ``teacher``: one row of class probabilities per training review, needed when
+    ``recipe.teacher_weight > 0``: see
+    :func:`~course_utils.classifier_metrics.cross_fitted_probabilities`.
     Raises :class:`~course_utils.classifier.BrokenPart` if one of the learner's parts fails
     inside the model or makes the loss NaN (the message says which, and how to fall back).
     """
@@ -197,6 +214,7 @@ def train_classifier(
     set_seed(recipe.seed)
     sequences, labels = train
     label_ids = torch.as_tensor(list(labels), dtype=torch.long)
+    targets = _teacher_targets(teacher, recipe.teacher_weight, len(sequences), model.num_classes)
     start = time.perf_counter()
     model.to(device)
     optimizer = torch.optim.AdamW(
@@ -221,20 +239,29 @@ def train_classifier(
             sequences, recipe.batch_size, shuffle=True, seed=recipe.seed * 1000 + epoch
         ):
             ids = pad_batch([sequences[i] for i in batch], model.pad_id).to(device)
-            loss = guarded_loss(
-                model,
-                ids,
-                lambda: loss_fn(model(ids), label_ids[batch].to(device)),  # noqa: B023 - called now
-                "try a lower learning rate (recipe.lr)",
-            )
+            label_part: list[torch.Tensor] = []
+
+            def batch_loss(ids=ids, batch=batch, label_part=label_part) -> torch.Tensor:
+                logits = model(ids)
+                label_loss = loss_fn(logits, label_ids[batch].to(device))
+                label_part.append(label_loss.detach())
+                if targets is None:
+                    return label_loss
+                # the same cross-entropy, with the teacher's probabilities as the target
+                soft = nn.functional.cross_entropy(logits, targets[batch].to(device))
+                return (1 - recipe.teacher_weight) * label_loss + recipe.teacher_weight * soft
+
+            loss = guarded_loss(model, ids, batch_loss, "try a lower learning rate (recipe.lr)")
             optimizer.zero_grad()
             loss.backward()
             # Clipping caps the size of one update when a batch's gradient is unusually large.
             nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_norm)
             optimizer.step()
             scheduler.step()
-            history.step_loss.append(loss.item())
-            epoch_loss += loss.item() * len(batch)
+            # The labels' part of the loss, comparable with the validation loss; with a teacher,
+            # the loss the step descends also holds the teacher's part.
+            history.step_loss.append(label_part[0].item())
+            epoch_loss += label_part[0].item() * len(batch)
             bar.update(1)
         valid_loss, predictions = evaluate(model, *valid, device)
         accuracy = (predictions == torch.as_tensor(list(valid[1]))).float().mean().item()
@@ -248,11 +275,38 @@ def train_classifier(
     return history
 
 
+def _teacher_targets(
+    teacher: ArrayLike | torch.Tensor | None, weight: float, num_reviews: int, num_classes: int
+) -> torch.Tensor | None:
+    """The teacher's probabilities as a ``(num_reviews, num_classes)`` tensor, checked."""
+    if not 0 <= weight <= 1:
+        raise ValueError(f"recipe.teacher_weight must lie in [0, 1]; got {weight}")
+    if weight == 0:
+        return None
+    if teacher is None:
+        raise ValueError(
+            f"recipe.teacher_weight is {weight} but no teacher was given: pass "
+            "teacher=cross_fitted_probabilities(train_texts, train_labels), or set "
+            "teacher_weight=0 to train on the labels alone"
+        )
+    targets = torch.as_tensor(np.asarray(teacher, dtype=np.float32))
+    if targets.ndim != 2 or targets.shape[0] != num_reviews or targets.shape[1] > num_classes:
+        raise ValueError(
+            f"teacher must hold one row of at most {num_classes} class probabilities per "
+            f"training review ({num_reviews}); got shape {tuple(targets.shape)}"
+        )
+    sums = targets.sum(dim=1)
+    if (targets < 0).any() or not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+        raise ValueError("each row of teacher must be probabilities: non-negative, summing to 1")
+    return nn.functional.pad(targets, (0, num_classes - targets.shape[1]))
+
+
 def _fingerprint(
     model: nn.Module,
     recipe: Recipe,
     train: tuple[Sequence[Sequence[int]], Sequence[int]],
     valid: tuple[Sequence[Sequence[int]], Sequence[int]],
+    teacher: torch.Tensor | None,
 ) -> str:
     return cache_key(
         asdict(recipe),
@@ -261,6 +315,7 @@ def _fingerprint(
             [[list(map(int, s)) for s in sequences], [int(y) for y in labels]]
             for sequences, labels in (train, valid)
         ),
+        None if teacher is None else teacher.round(decimals=5).tolist(),
     )
 
 
@@ -272,17 +327,22 @@ def train_or_load(
     device: torch.device | str = "cpu",
     *,
     folder: str | os.PathLike,
+    teacher: ArrayLike | torch.Tensor | None = None,
     progress: bool = True,
 ) -> History:
-    """Load the checkpoint of this exact run (same recipe, data and start) if saved, else train.
+    """Load the checkpoint of this exact run (same recipe, data, teacher and start) if saved,
+    else train (see :func:`train_classifier`).
 
     The checkpoint is ``folder/classifier-<fingerprint>.pt``; a training run saves it.
     """
-    path = Path(folder) / f"classifier-{_fingerprint(model, recipe, train, valid)}.pt"
+    targets = _teacher_targets(teacher, recipe.teacher_weight, len(train[0]), model.num_classes)
+    path = Path(folder) / f"classifier-{_fingerprint(model, recipe, train, valid, targets)}.pt"
     return load_or_train(
         path,
         model,
-        lambda: train_classifier(model, train, valid, recipe, device, progress=progress),
+        lambda: train_classifier(
+            model, train, valid, recipe, device, teacher=teacher, progress=progress
+        ),
         History,
         device=device,
         progress=progress,

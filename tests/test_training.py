@@ -22,7 +22,12 @@ from course_utils import classifier_pretraining as pretraining
 from course_utils import classifier_training as training
 from course_utils.classifier import build_classifier
 from course_utils.classifier_data import split_off_validation, unlabelled_reviews
-from course_utils.classifier_metrics import classification_scores, majority_baseline, tfidf_baseline
+from course_utils.classifier_metrics import (
+    classification_scores,
+    cross_fitted_probabilities,
+    majority_baseline,
+    tfidf_baseline,
+)
 from course_utils.classifier_pretraining import (
     MaskedTokenHead,
     PretrainSettings,
@@ -78,7 +83,7 @@ def data():
 
 RECIPE = Recipe(
     vocab_size=200, max_len=24, d_model=16, num_heads=2, d_ff=32, epochs=4, batch_size=16,
-    lr=3e-3, word2vec_epochs=0, pretrain_steps=0,
+    lr=3e-3, word2vec_epochs=0, pretrain_steps=0, teacher_weight=0.0,
 )  # fmt: skip
 
 
@@ -205,6 +210,18 @@ def test_checkpoint_is_reused_when_recipe_and_data_match(data, tmp_path, monkeyp
     with pytest.raises(AssertionError, match="should have been loaded"):
         other = _model(data, replace(recipe, seed=5))
         train_or_load(other, data["train"], data["test"], recipe, folder=tmp_path)
+    # So is another teacher.
+    taught = replace(recipe, teacher_weight=0.5)
+    uniform, peaked = np.full((len(data["train"][0]), 5), 0.2), np.eye(5)[data["train"][1]]
+    monkeypatch.undo()
+    train_or_load(_model(data, recipe), data["train"], data["test"], taught, folder=tmp_path,
+                  teacher=uniform)  # fmt: skip
+    monkeypatch.setattr(training, "train_classifier", no_training)
+    train_or_load(_model(data, recipe), data["train"], data["test"], taught, folder=tmp_path,
+                  teacher=uniform)  # fmt: skip
+    with pytest.raises(AssertionError, match="should have been loaded"):
+        train_or_load(_model(data, recipe), data["train"], data["test"], taught, folder=tmp_path,
+                      teacher=peaked)  # fmt: skip
 
 
 def test_tfidf_baseline_learns_the_synthetic_task(data):
@@ -213,6 +230,84 @@ def test_tfidf_baseline_learns_the_synthetic_task(data):
     assert classification_scores(test["label"], result.predictions)["accuracy"] > 0.6
     majority = majority_baseline([3, 3, 1, 4], 5)
     assert majority.predictions.tolist() == [3] * 5
+
+
+def test_cross_fitted_probabilities_come_from_a_baseline_that_never_saw_the_review():
+    # Random labels: nothing to learn, so a baseline that never saw a review is right about
+    # one time in five. Fitted on every review (the classic mistake), it memorises the
+    # labels of the reviews it then predicts and is right far more often.
+    texts = synthetic_reviews(300, seed=6)["text"].tolist()
+    labels = np.random.default_rng(0).integers(0, 5, len(texts))
+    probabilities = cross_fitted_probabilities(texts, labels)
+    assert probabilities.shape == (300, 5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert np.mean(probabilities.argmax(axis=1) == labels) < 0.35
+    memorised = tfidf_baseline(texts, labels, texts, class_weight="balanced").predictions
+    assert np.mean(memorised == labels) > 0.6
+    # On the synthetic task it learns: its probabilities carry the classes.
+    train = synthetic_reviews(300, seed=1)
+    learned = cross_fitted_probabilities(train["text"], train["label"])
+    assert np.mean(learned.argmax(axis=1) == train["label"].to_numpy()) > 0.6
+    again = cross_fitted_probabilities(train["text"], train["label"])
+    np.testing.assert_array_equal(learned, again)  # seeded
+
+
+def test_cross_fitted_probabilities_name_their_columns_by_class():
+    frame = synthetic_reviews(60, seed=7)
+    frame = frame[frame["label"] != 2]  # no 3-star review: its column is 0
+    probabilities = cross_fitted_probabilities(frame["text"], frame["label"])
+    assert probabilities.shape == (len(frame), 5)
+    assert (probabilities[:, 2] == 0).all() and (probabilities[:, [0, 1, 3, 4]] > 0).all()
+    few = frame[(frame["label"] != 4) | (frame.index.isin(frame.index[frame["label"] == 4][:3]))]
+    assert cross_fitted_probabilities(few["text"], few["label"]).shape == (len(few), 5)  # 3 folds
+    with pytest.raises(ValueError, match="at least 2 reviews"):
+        cross_fitted_probabilities(["good food", "bad food", "fine food"], [0, 0, 1])
+    with pytest.raises(ValueError, match="3 texts but 2 labels"):
+        cross_fitted_probabilities(["a", "b", "c"], [0, 1])
+
+
+@pytest.mark.slow
+def test_the_teacher_term_is_the_same_cross_entropy_with_soft_targets(data):
+    labels = torch.tensor(data["train"][1])
+    one_hot = torch.nn.functional.one_hot(labels, 5).float().numpy()
+    alone = train_classifier(_model(data), data["train"], data["test"], RECIPE, progress=False)
+    for weight in (0.5, 1.0):  # one-hot targets are the labels: the same training, step by step
+        taught = train_classifier(
+            _model(data), data["train"], data["test"], replace(RECIPE, teacher_weight=weight),
+            teacher=one_hot, progress=False,
+        )  # fmt: skip
+        assert taught.step_loss == pytest.approx(alone.step_loss, rel=1e-4)
+        assert taught.train_loss == pytest.approx(alone.train_loss, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_the_teacher_row_of_each_review_is_the_one_it_learns(data):
+    # A teacher that says every review has the next rating: with all the weight on it, the
+    # model learns the shifted labels, which it can only do if each review meets its own row.
+    shifted = (torch.tensor(data["test"][1]) + 1) % 5
+    teacher = torch.nn.functional.one_hot((torch.tensor(data["train"][1]) + 1) % 5, 5).float()
+    model = _model(data)
+    history = train_classifier(
+        model, data["train"], data["test"], replace(RECIPE, teacher_weight=1.0),
+        teacher=teacher, progress=False,
+    )  # fmt: skip
+    assert np.mean(np.array(history.predictions) == shifted.numpy()) > 0.6
+    assert history.train_loss[-1] > history.train_loss[0]  # the labels' loss grows
+
+
+def test_a_teacher_is_checked_before_training(data):
+    recipe = replace(RECIPE, teacher_weight=0.5)
+    model, count = _model(data), len(data["train"][0])
+    with pytest.raises(ValueError, match=r"no teacher was given.*teacher_weight=0"):
+        train_classifier(model, data["train"], data["test"], recipe, progress=False)
+    with pytest.raises(ValueError, match=rf"one row .* per training review \({count}\)"):
+        train_classifier(
+            model, data["train"], data["test"], recipe, teacher=np.full((count - 1, 5), 0.2)
+        )
+    with pytest.raises(ValueError, match="summing to 1"):
+        train_classifier(model, data["train"], data["test"], recipe, teacher=np.ones((count, 5)))
+    with pytest.raises(ValueError, match=r"teacher_weight must lie in \[0, 1\]"):
+        train_classifier(model, data["train"], data["test"], replace(recipe, teacher_weight=2.0))
 
 
 def test_plots_draw_the_history_and_a_confusion_matrix():
@@ -260,6 +355,9 @@ def test_bench_yelp_prints_one_json_line_with_seeds_and_both_baselines(tmp_path,
     assert isinstance(result["parameters"], int) and result["parameters"] > 0
     assert all(len(run["valid_accuracy_per_epoch"]) == 1 for run in result["runs"])
     assert result["recipe"]["epochs"] == 1
+    teacher = result["teacher"]  # the recipe learns from the cross-fitted balanced baseline
+    assert teacher["weight"] == result["recipe"]["teacher_weight"] > 0
+    assert 0.0 <= teacher["cross_fitted_train_accuracy"] <= 1.0
     # Without --valid, a stratified tenth of the training reviews is held out; --set
     # changes any field of the recipe.
     sets = ["--set", "class_weight=balanced", "--set", "lr=0.002"]
@@ -267,6 +365,8 @@ def test_bench_yelp_prints_one_json_line_with_seeds_and_both_baselines(tmp_path,
     result = json.loads(capsys.readouterr().out)
     assert (result["train_reviews"], result["valid_reviews"]) == (180, 20)
     assert (result["recipe"]["class_weight"], result["recipe"]["lr"]) == ("balanced", 0.002)
+    bench.main([*arguments, "--epochs", "1", "--pretrain-steps", "2", "--set", "teacher_weight=0"])
+    assert json.loads(capsys.readouterr().out)["teacher"] is None  # the labels alone
     with pytest.raises(ValueError, match="FIELD=VALUE"):
         bench.main([*arguments, "--set", "learning_rate=0.1"])
 
