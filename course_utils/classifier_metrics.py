@@ -131,8 +131,8 @@ def cross_fitted_probabilities(
     learned it: a teacher that only repeats the labels. Columns are the classes 0 to the
     largest label; a class absent from a fold's training part gets probability 0 there.
     """
-    from joblib import Parallel, delayed
     from sklearn.model_selection import StratifiedKFold
+    from sklearn.utils.parallel import Parallel, delayed
 
     texts, y = list(texts), _labels(labels, "labels")
     if len(texts) != y.size:
