@@ -5,9 +5,9 @@ linearly and then decays linearly to zero, gradient clipping, and an evaluation 
 validation reviews after every epoch (the test reviews are kept for the very end). Batches
 group reviews of similar length (less padding, less work). As the recipe sets it, half of
 the loss asks the model to match a teacher's probabilities for each review (knowledge
-distillation; the teacher is the class-balanced bag of words, cross-fitted). A finished run is saved as a
-checkpoint keyed by its recipe, its data and its starting weights, so running the notebook
-again loads it instead of training again.
+distillation; the teacher is the class-balanced bag of words, cross-fitted). A finished
+run is saved as a checkpoint keyed by its recipe, its data, its teacher and its starting
+weights, so running the notebook again loads it instead of training again.
 
 If a part the learner wrote breaks training (an error inside it, or a loss that is no
 longer a number), :class:`~course_utils.classifier.BrokenPart` names that part and how to
