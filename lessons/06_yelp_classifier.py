@@ -518,9 +518,9 @@ print(f"the stronger one on validation: {stronger}")
 # review, for example "4 stars 55%, 5 stars 30%, 3 stars 10%...". Those probabilities are
 # graded (this 4-star review reads almost like a 5), and they carry what tens of thousands
 # of words and word pairs (the next cell counts them) say about it, learned from the same
-# labelled reviews. Training a
-# model to match another model's probabilities, besides the labels, is **knowledge
-# distillation** (Hinton et al., 2015). The loss of each review becomes
+# labelled reviews. Training a model to match another model's probabilities, besides the
+# labels, is **knowledge distillation** (Hinton et al., 2015). The loss of each review
+# becomes
 #
 # $$(1 - w)\,\bigl(-\log p_y\bigr) + w \sum_c q_c\,\bigl(-\log p_c\bigr),$$
 #
