@@ -641,12 +641,12 @@ for name, scores in results.items():
 # an accuracy measured on 2,000 reviews is about 1.1: that is a tie, not a win.
 #
 # How can a student draw level with its teacher, and not just copy it? Likely reasons, not
-# tested here: it learns from the labels too, and it brings what the bag of words lacks:
-# pretraining on thousands of unlabelled reviews, subwords, word order beyond pairs. The
-# teacher brings what the labels lack: graded answers, and what tens of thousands of word
-# pairs say, which a small transformer fine-tuned on a few thousand labelled reviews does
-# not find alone. Neither is enough on its own here; the published results below show what
-# pretraining at scale does.
+# tested here. The student learns from the labels too, and it brings what the bag of words
+# lacks: pretraining on thousands of unlabelled reviews, subwords, word order beyond pairs.
+# The teacher brings what the labels lack: graded answers, and what tens of thousands of
+# word pairs say, which a small transformer fine-tuned on a few thousand labelled reviews
+# does not find alone. Together they only draw level here; the published results below
+# show what pretraining at scale does.
 
 # %%
 stars = [f"{s}★" for s in range(1, num_classes + 1)]
@@ -768,8 +768,8 @@ plt.show()
 #   on the labels, is how transformers make up for having few labels. On the offline data,
 #   a few CPU minutes of it left ours a point behind a tuned bag of words.
 # - A second teacher helps: matching the bag of words' probabilities as well as the labels
-#   (distillation) brought it level there. The teacher's probabilities must be cross-fitted: a
-#   model that saw a review only repeats its label.
+#   (distillation) brought it level there. The teacher's probabilities must be
+#   cross-fitted: a model that saw a review mostly repeats its label.
 # - Always compare with the strongest simple baseline you can fit, on the same split.
 #
 # Lesson 07 looks inside a big pretrained encoder, BERT, asks what it has learned about
