@@ -230,6 +230,18 @@ def train_classifier(
         weight=None if weights is None else weights.to(device),
         label_smoothing=recipe.label_smoothing,
     )
+    label_losses: list[torch.Tensor] = []  # the labels' part of each step's loss
+
+    def batch_loss(ids: torch.Tensor, batch: list[int]) -> torch.Tensor:
+        logits = model(ids)
+        label_loss = loss_fn(logits, label_ids[batch].to(device))
+        label_losses.append(label_loss.detach())
+        if targets is None:
+            return label_loss
+        # the same cross-entropy, with the teacher's probabilities as the target
+        soft = nn.functional.cross_entropy(logits, targets[batch].to(device))
+        return (1 - recipe.teacher_weight) * label_loss + recipe.teacher_weight * soft
+
     history = History()
     bar = tqdm(total=total_steps, desc="fine-tuning", disable=not progress)
     for epoch in range(recipe.epochs):
@@ -239,19 +251,12 @@ def train_classifier(
             sequences, recipe.batch_size, shuffle=True, seed=recipe.seed * 1000 + epoch
         ):
             ids = pad_batch([sequences[i] for i in batch], model.pad_id).to(device)
-            label_part: list[torch.Tensor] = []
-
-            def batch_loss(ids=ids, batch=batch, label_part=label_part) -> torch.Tensor:
-                logits = model(ids)
-                label_loss = loss_fn(logits, label_ids[batch].to(device))
-                label_part.append(label_loss.detach())
-                if targets is None:
-                    return label_loss
-                # the same cross-entropy, with the teacher's probabilities as the target
-                soft = nn.functional.cross_entropy(logits, targets[batch].to(device))
-                return (1 - recipe.teacher_weight) * label_loss + recipe.teacher_weight * soft
-
-            loss = guarded_loss(model, ids, batch_loss, "try a lower learning rate (recipe.lr)")
+            loss = guarded_loss(
+                model,
+                ids,
+                lambda: batch_loss(ids, batch),  # noqa: B023 - called now
+                "try a lower learning rate (recipe.lr)",
+            )
             optimizer.zero_grad()
             loss.backward()
             # Clipping caps the size of one update when a batch's gradient is unusually large.
@@ -260,8 +265,8 @@ def train_classifier(
             scheduler.step()
             # The labels' part of the loss, comparable with the validation loss; with a teacher,
             # the loss the step descends also holds the teacher's part.
-            history.step_loss.append(label_part[0].item())
-            epoch_loss += label_part[0].item() * len(batch)
+            history.step_loss.append(label_losses.pop().item())
+            epoch_loss += history.step_loss[-1] * len(batch)
             bar.update(1)
         valid_loss, predictions = evaluate(model, *valid, device)
         accuracy = (predictions == torch.as_tensor(list(valid[1]))).float().mean().item()
