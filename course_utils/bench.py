@@ -5,8 +5,9 @@
     python -m course_utils.bench crows-pairs --model NAME_OR_DIR --data FILE
 
 ``yelp`` pretrains and fine-tunes the lesson-06 transformer for each seed (learning from
-the labels and from the class-balanced baseline's cross-fitted probabilities, as the
-recipe says; ``--set teacher_weight=0`` for the labels alone), fits the TF-IDF +
+the labels and from the class-balanced baseline's probabilities, cross-fitted on the
+training reviews and also for ``distill_reviews`` unlabelled ones, as the recipe says;
+``--set teacher_weight=0`` for the labels alone), fits the TF-IDF +
 logistic-regression baselines (plain and class-balanced) on the same split, and prints
 their test scores. ``yelp-step`` times a training step of the classifier built from
 the learner's recorded parts against the reference one.
@@ -116,6 +117,7 @@ def _yelp_seed(
     labels: dict,
     chunks: list,
     teacher,
+    unlabelled,
     parts: Literal["reference", "yours"],
     device: str,
     threads: int | None,
@@ -159,6 +161,7 @@ def _yelp_seed(
         seeded,
         device,
         teacher=teacher,
+        unlabelled=unlabelled,
         progress=False,
     )
     cpu_seconds = time.process_time() - cpu_start
@@ -187,8 +190,9 @@ def run_yelp(args: argparse.Namespace) -> dict:
 
     import torch
 
-    from course_utils.classifier_data import unlabelled_reviews
+    from course_utils.classifier_data import reviews_to_distil, unlabelled_reviews
     from course_utils.classifier_metrics import (
+        class_probabilities,
         classification_scores,
         cross_fitted_probabilities,
         majority_baseline,
@@ -223,16 +227,33 @@ def run_yelp(args: argparse.Namespace) -> dict:
         for name, frame in splits.items()
     }
     chunks = windows((e.ids for e in tokenizer.encode_batch(corpus)), recipe.pretrain_len)
-    teacher, teacher_report = None, None
+    baselines, fitted_baselines = {}, {}
+    for name, weights in (("tfidf", None), ("tfidf_balanced", "balanced")):
+        fitted = tfidf_baseline(train["text"], train["label"], test["text"], class_weight=weights)
+        fitted_baselines[name] = fitted
+        baselines[name] = {
+            key: round(value, 4)
+            for key, value in classification_scores(test["label"], fitted.predictions).items()
+        }
+        baselines[name]["seconds"] = round(fitted.seconds, 1)
+    teacher, unlabelled, teacher_report = None, None, None
     if recipe.teacher_weight > 0:  # the class-balanced bag of words, cross-fitted on train
         start = time.perf_counter()
         teacher = cross_fitted_probabilities(train["text"], train["label"])
+        distil = reviews_to_distil(corpus, train["text"], recipe.distill_reviews)
+        if distil:  # reviews the teacher (fitted on all of train) never saw
+            num_classes = teacher.shape[1]
+            unlabelled = (
+                encode_reviews(tokenizer, distil, recipe.max_len, cls=cls),
+                class_probabilities(fitted_baselines["tfidf_balanced"].model, distil, num_classes),
+            )
         teacher_report = {
             "model": "TF-IDF + logistic regression, balanced, 5-fold cross-fitted on train",
             "weight": recipe.teacher_weight,
             "cross_fitted_train_accuracy": round(
                 float((teacher.argmax(axis=1) == train["label"].to_numpy()).mean()), 4
             ),
+            "unlabelled_reviews": len(distil),
             "seconds": round(time.perf_counter() - start, 1),
         }
     job = partial(
@@ -244,6 +265,7 @@ def run_yelp(args: argparse.Namespace) -> dict:
         labels={name: frame["label"].tolist() for name, frame in splits.items()},
         chunks=chunks,
         teacher=teacher,
+        unlabelled=unlabelled,
         parts=args.parts,
         device=str(device),
         threads=args.threads,
@@ -261,14 +283,6 @@ def run_yelp(args: argparse.Namespace) -> dict:
     parameters = runs[0].pop("parameters")
     for run in runs[1:]:
         run.pop("parameters")
-    baselines = {}
-    for name, weights in (("tfidf", None), ("tfidf_balanced", "balanced")):
-        fitted = tfidf_baseline(train["text"], train["label"], test["text"], class_weight=weights)
-        baselines[name] = {
-            key: round(value, 4)
-            for key, value in classification_scores(test["label"], fitted.predictions).items()
-        }
-        baselines[name]["seconds"] = round(fitted.seconds, 1)
     majority = majority_baseline(train["label"], len(test))
     accuracy = _mean_sd([run["test_accuracy"] for run in runs])
     strongest = max(baseline["accuracy"] for baseline in baselines.values())

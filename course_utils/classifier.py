@@ -33,6 +33,7 @@ __all__ = [
     "learner_parts",
     "masked_mean_pool",
     "part_failure",
+    "set_attention_dropout",
     "token_vectors",
 ]
 
@@ -71,7 +72,8 @@ class TransformerClassifier(nn.Module):
     ``block_factory`` builds each encoder block as ``block_factory(d_model, num_heads, d_ff,
     dropout=..., norm_first=...)``, ``positional_table`` is the ``(max_len, d_model)`` table,
     ``add_positions(x, table)`` adds it along the sequence axis and ``pool(hidden, mask)`` is
-    the masked mean pooling.
+    the masked mean pooling. ``attention_dropout``, when given, replaces ``dropout`` for the
+    attention weights only (see :func:`set_attention_dropout`).
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class TransformerClassifier(nn.Module):
         d_ff: int = 256,
         num_layers: int = 1,
         dropout: float = 0.1,
+        attention_dropout: float | None = None,
         pooling: str = "mean",
         pad_id: int = 0,
         norm_first: bool = True,
@@ -126,6 +129,8 @@ class TransformerClassifier(nn.Module):
             dropout=dropout,
             norm_first=norm_first,
         )
+        if attention_dropout is not None:
+            set_attention_dropout(self.encoder, attention_dropout)
         self.head = nn.Linear(d_model, num_classes)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -201,6 +206,27 @@ def learner_parts(max_len: int, d_model: int) -> dict[str, Any]:
         "add_positions": parts.get("add_positional_encoding").impl,
         "pool": parts.pooling(),
     }
+
+
+def set_attention_dropout(encoder: nn.Module, p: float) -> None:
+    """Set the rate of every dropout inside each block's ``self_attn`` to ``p``.
+
+    The blocks take one ``dropout`` for everything; this overrides the rate at which the
+    attention weights are dropped (whoever wrote the attention), leaving the residual and
+    feed-forward dropout alone.
+    """
+    if not 0 <= p < 1:
+        raise ValueError(f"attention_dropout must lie in [0, 1); got {p}")
+    for block in getattr(encoder, "layers", []):
+        attention = getattr(block, "self_attn", None)
+        if attention is None:
+            raise ValueError(
+                f"{type(block).__name__} has no self_attn, so its attention dropout cannot be "
+                "set: name the block's attention self_attn, as in lesson 04"
+            )
+        for module in attention.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = p
 
 
 def build_classifier(

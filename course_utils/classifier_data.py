@@ -25,6 +25,7 @@ __all__ = [
     "QUICK_SIZES",
     "YelpSplits",
     "load_yelp_splits",
+    "reviews_to_distil",
     "split_off_validation",
     "unlabelled_reviews",
 ]
@@ -112,3 +113,23 @@ def unlabelled_reviews(
             print(f"Pretraining on the training reviews only ({str(error).splitlines()[0]}).")
     unique = dict.fromkeys(text for text in texts if text not in excluded)
     return list(unique)
+
+
+def reviews_to_distil(corpus: Iterable[str], train_texts: Iterable[str], size: int) -> list[str]:
+    """The first ``size`` reviews of ``corpus`` that are not training reviews.
+
+    ``corpus`` is the pretraining text (:func:`unlabelled_reviews`, which already leaves out
+    the validation and test reviews). These reviews have no label; in fine-tuning they
+    learn the teacher's probabilities alone. Fewer than ``size`` if the corpus runs out.
+    """
+    if size < 0:
+        raise ValueError(f"size must be 0 or more; got {size}")
+    seen = set(train_texts)
+    chosen: list[str] = []
+    for text in corpus:
+        if len(chosen) >= size:
+            break
+        if text not in seen:
+            seen.add(text)
+            chosen.append(text)
+    return chosen

@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike
 
 __all__ = [
     "BaselineResult",
+    "class_probabilities",
     "classification_scores",
     "confusion_matrix",
     "cross_fitted_probabilities",
@@ -101,6 +102,22 @@ def tfidf_baseline(
     predictions = pipeline.predict(list(test_texts))
     name = "TF-IDF + logistic regression" + (", balanced" if class_weight else "")
     return BaselineResult(name, predictions, time.perf_counter() - start, pipeline)
+
+
+def class_probabilities(fitted, texts: Sequence[str], num_classes: int) -> np.ndarray:
+    """A fitted baseline's probabilities for ``texts``: ``(len(texts), num_classes)``.
+
+    ``fitted`` is the ``model`` of a :class:`BaselineResult` (any scikit-learn classifier
+    with ``predict_proba``). Column ``c`` is class ``c``; a class the baseline never saw in
+    training gets probability 0.
+    """
+    classes = np.asarray(fitted.classes_).astype(np.int64)
+    if classes.min() < 0 or classes.max() >= num_classes:
+        raise ValueError(f"the baseline knows classes {classes.tolist()}, not 0..{num_classes - 1}")
+    probabilities = np.zeros((len(texts), num_classes))
+    if len(texts):
+        probabilities[:, classes] = fitted.predict_proba(list(texts))
+    return probabilities
 
 
 def _tfidf_pipeline(c: float, class_weight: str | None, seed: int):

@@ -380,10 +380,15 @@ def training_curves(
     epochs = np.arange(1, len(history.valid_accuracy) + 1)
     steps_per_epoch = len(steps) / max(1, len(epochs))
     window = max(1, int(steps_per_epoch // 10))  # a running mean, so the trend shows
-    smooth = np.convolve(steps, np.ones(window) / window, mode="valid")
+    # a step without a label (only unlabelled reviews in the batch) is NaN: left out
+    known = np.isfinite(steps)
+    kernel = np.ones(window)
+    counts = np.convolve(known, kernel, mode="valid")
+    sums = np.convolve(np.where(known, steps, 0.0), kernel, mode="valid")
+    shown = counts > 0
     loss_ax.plot(
-        (np.arange(len(smooth)) + window) / steps_per_epoch,
-        smooth,
+        ((np.arange(len(sums)) + window) / steps_per_epoch)[shown],
+        sums[shown] / counts[shown],
         alpha=0.5,
         label="training batches (running mean)",
     )

@@ -21,8 +21,13 @@ from course_utils import bench
 from course_utils import classifier_pretraining as pretraining
 from course_utils import classifier_training as training
 from course_utils.classifier import build_classifier
-from course_utils.classifier_data import split_off_validation, unlabelled_reviews
+from course_utils.classifier_data import (
+    reviews_to_distil,
+    split_off_validation,
+    unlabelled_reviews,
+)
 from course_utils.classifier_metrics import (
+    class_probabilities,
     classification_scores,
     cross_fitted_probabilities,
     majority_baseline,
@@ -39,7 +44,7 @@ from course_utils.classifier_pretraining import (
 from course_utils.classifier_tokenizer import encode_reviews, train_tokenizer
 from course_utils.classifier_training import Recipe, evaluate, train_classifier, train_or_load
 from course_utils.plots import confusion_heatmap, training_curves
-from course_utils.training import adamw, length_batches, warmup_then_decay
+from course_utils.training import adamw, length_batches, pad_batch, warmup_then_decay
 
 matplotlib.use("Agg")
 
@@ -138,8 +143,48 @@ def test_a_gpu_gets_the_measured_cpu_recipe_and_quick_mode_a_tiny_one(monkeypatc
     monkeypatch.setenv("COURSE_QUICK", "1")  # read from the environment when not given
     assert training.default_recipe("cpu") == tiny
     assert set(cpu.model_sizes()) == {
-        "d_model", "num_heads", "d_ff", "num_layers", "dropout", "pooling"
+        "d_model", "num_heads", "d_ff", "num_layers", "dropout", "attention_dropout", "pooling"
     }  # fmt: skip
+
+
+def test_attention_dropout_changes_the_attention_weights_dropout_only(data, record_folder):
+    from course_utils.classifier import set_attention_dropout
+
+    sizes = {"d_model": 16, "num_heads": 2, "d_ff": 32, "num_layers": 2, "dropout": 0.1}
+    for parts in ("reference", "yours"):
+        model = build_classifier(
+            data["vocab_size"], data["train"][1], 24, parts=parts, attention_dropout=0.0, **sizes
+        )
+        inside = {id(m) for block in model.encoder.layers for m in block.self_attn.modules()}
+        rates = [(id(m) in inside, m.p) for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+        assert {p for attention, p in rates if attention} == {0.0}
+        assert {p for attention, p in rates if not attention} == {0.1}
+    # In training mode, with every other dropout off, only attention dropout makes noise.
+    ids = torch.tensor([seq[:4] for seq in data["train"][0][:4]])
+    for rate, same in ((0.0, True), (0.5, False)):
+        torch.manual_seed(0)
+        model = build_classifier(
+            data["vocab_size"], data["train"][1], 24, **{**sizes, "dropout": 0.0},
+            attention_dropout=rate,
+        ).train()  # fmt: skip
+        assert torch.equal(model(ids), model(ids)) is same
+
+    class Block(torch.nn.Module):  # a learner's block: any dropout inside self_attn counts
+        def __init__(self):
+            super().__init__()
+            self.self_attn = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.1))
+            self.dropout1 = torch.nn.Dropout(0.1)
+
+    encoder = torch.nn.Module()
+    encoder.layers = torch.nn.ModuleList([Block(), Block()])
+    set_attention_dropout(encoder, 0.0)
+    assert [b.self_attn[1].p for b in encoder.layers] == [0.0, 0.0]
+    assert [b.dropout1.p for b in encoder.layers] == [0.1, 0.1]
+    encoder.layers.append(torch.nn.Linear(4, 4))
+    with pytest.raises(ValueError, match="Linear has no self_attn"):
+        set_attention_dropout(encoder, 0.0)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\)"):
+        set_attention_dropout(encoder, 1.0)
 
 
 @pytest.mark.slow
@@ -310,6 +355,115 @@ def test_a_teacher_is_checked_before_training(data):
         train_classifier(model, data["train"], data["test"], replace(recipe, teacher_weight=2.0))
 
 
+def test_unlabelled_reviews_add_the_teacher_term_alone(data, monkeypatch):
+    # Oracle: the loss of every step, recomputed review by review from the formula
+    # w * CE(p, q) + (1 - w) * CE(p, y) [the label's term only for labelled reviews], averaged
+    # over the batch. lr = 0 and no dropout keep the model fixed, so each step can be redone.
+    recipe = replace(RECIPE, teacher_weight=0.3, lr=0.0, dropout=0.0, epochs=2)
+    rng = np.random.default_rng(0)
+    train_seqs, train_labels = data["train"]
+    extra_seqs = data["test"][0]
+    teacher = rng.dirichlet(np.ones(5), len(train_seqs))
+    extra_teacher = rng.dirichlet(np.ones(5), len(extra_seqs))
+    shuffled, losses = [], []
+
+    def recording_batches(sequences, batch_size, *, shuffle, seed=0):
+        batches = length_batches(sequences, batch_size, shuffle=shuffle, seed=seed)
+        if shuffle:
+            shuffled.extend(batches)
+        return batches
+
+    def recording_loss(model, ids, compute, hint):
+        loss = compute()
+        losses.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(training, "length_batches", recording_batches)
+    monkeypatch.setattr(training, "guarded_loss", recording_loss)
+    model = _model(data, recipe)
+    history = train_classifier(
+        model, data["train"], data["test"], recipe, teacher=teacher,
+        unlabelled=(extra_seqs, extra_teacher), progress=False,
+    )  # fmt: skip
+    sequences = [*train_seqs, *extra_seqs]
+    targets = torch.tensor(np.concatenate([teacher, extra_teacher]), dtype=torch.float32)
+    labels = torch.tensor([*train_labels, *[-1] * len(extra_seqs)])
+    assert len(shuffled) == len(losses) == len(history.step_loss)
+    assert len(shuffled) == 2 * -(-len(sequences) // recipe.batch_size)
+    mixed = 0
+    model.train()
+    with torch.no_grad():
+        for batch, loss in zip(shuffled, losses, strict=True):
+            log_p = model(pad_batch([sequences[i] for i in batch], model.pad_id)).log_softmax(-1)
+            per_review = -0.3 * (targets[batch] * log_p).sum(-1)
+            for row, i in enumerate(batch):
+                if labels[i] >= 0:
+                    per_review[row] -= 0.7 * log_p[row, labels[i]]
+            assert loss == pytest.approx(per_review.mean().item(), rel=1e-4, abs=1e-6)
+            mixed += 0 < int((labels[batch] >= 0).sum()) < len(batch)
+    assert mixed > 0  # some batches held both kinds of review
+    assert all(np.isfinite(history.train_loss))
+
+
+def test_unlabelled_reviews_are_checked_and_change_the_checkpoint(data, tmp_path):
+    recipe = replace(RECIPE, teacher_weight=0.5, epochs=1)
+    count, extra = len(data["train"][0]), data["test"][0][:40]
+    teacher = np.full((count, 5), 0.2)
+    with pytest.raises(ValueError, match=r"teacher_weight is 0.*leave out unlabelled="):
+        train_classifier(
+            _model(data), data["train"], data["test"], replace(recipe, teacher_weight=0.0),
+            unlabelled=(extra, np.full((40, 5), 0.2)),
+        )  # fmt: skip
+    with pytest.raises(ValueError, match=r"one row .* per unlabelled review \(40\)"):
+        train_classifier(
+            _model(data), data["train"], data["test"], recipe, teacher=teacher,
+            unlabelled=(extra, np.full((39, 5), 0.2)),
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="for the unlabelled reviews must be probabilities"):
+        train_classifier(
+            _model(data), data["train"], data["test"], recipe, teacher=teacher,
+            unlabelled=(extra, np.full((40, 5), 0.5)),
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="negative"):
+        train_classifier(
+            _model(data), (data["train"][0], [-1] * count), data["test"], recipe,
+            teacher=teacher,
+        )  # fmt: skip
+    runs = []
+    for unlabelled in (None, (extra, np.full((40, 5), 0.2)), (extra, np.eye(5)[[1] * 40])):
+        run = train_or_load(
+            _model(data), data["train"], data["test"], recipe, folder=tmp_path,
+            teacher=teacher, unlabelled=unlabelled, progress=False,
+        )  # fmt: skip
+        runs.append(run)
+    assert len(list(tmp_path.glob("classifier-*.pt"))) == 3  # each run its own checkpoint
+    steps = [len(run.step_loss) for run in runs]
+    assert steps == [-(-count // 16), -(-(count + 40) // 16), -(-(count + 40) // 16)]
+
+
+def test_reviews_to_distil_are_new_unique_and_in_corpus_order():
+    corpus = ["a", "b", "c", "b", "d", "e"]
+    assert reviews_to_distil(corpus, ["a", "c"], 3) == ["b", "d", "e"]
+    assert reviews_to_distil(corpus, ["a", "c"], 10) == ["b", "d", "e"]  # as many as there are
+    assert reviews_to_distil(corpus, [], 0) == []
+    with pytest.raises(ValueError, match="0 or more"):
+        reviews_to_distil(corpus, [], -1)
+
+
+def test_class_probabilities_put_each_class_in_its_own_column():
+    frame = synthetic_reviews(100, seed=3)
+    frame = frame[frame["label"] != 1]  # the baseline never sees 2 stars
+    fitted = tfidf_baseline(frame["text"], frame["label"], ["x"], class_weight="balanced")
+    texts = ["amazing perfect best", "awful worst rude", "okay fine"]
+    probabilities = class_probabilities(fitted.model, texts, 5)
+    assert probabilities.shape == (3, 5) and (probabilities[:, 1] == 0).all()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert probabilities.argmax(axis=1).tolist() == [4, 0, 2]
+    assert class_probabilities(fitted.model, [], 5).shape == (0, 5)
+    with pytest.raises(ValueError, match=r"not 0\.\.2"):
+        class_probabilities(fitted.model, texts, 3)
+
+
 def test_plots_draw_the_history_and_a_confusion_matrix():
     history = training.History(
         step_loss=list(np.linspace(1.6, 0.8, 40)),
@@ -319,6 +473,9 @@ def test_plots_draw_the_history_and_a_confusion_matrix():
     )
     loss_ax, accuracy_ax = training_curves(history, baseline=0.55)
     assert len(accuracy_ax.lines) == 2 and len(loss_ax.lines) == 3
+    history.step_loss[7] = float("nan")  # a batch of unlabelled reviews only
+    loss_ax, _ = training_curves(history)
+    assert np.isfinite(loss_ax.lines[0].get_ydata()).all()
     ax = confusion_heatmap(np.array([[3, 1], [0, 4]]), ["bad", "good"])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["bad", "good"]
     with pytest.raises(ValueError, match="square"):
