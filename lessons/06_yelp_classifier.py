@@ -572,10 +572,10 @@ print(f"its true rating: {train_df['label'].iloc[0] + 1} stars")
 # $w \sum_c q_c\,(-\log p_c)$, averaged into the batch with the labelled reviews.
 #
 # `recipe.distill_reviews` sets how many: 10,000, or fewer if the corpus has fewer
-# (offline that is all of them; online, half of the extra sample). They make each epoch
-# 2.4 times as many reviews, about twice the time, so the recipe trains 2 epochs instead
-# of 3, and it leaves out the dropout of attention weights, which alone took about a
-# quarter of the fine-tuning time (it draws a random number for every pair of tokens).
+# (offline that is all of them; online, half of the extra sample). With them an epoch has
+# 2.4 times as many reviews and takes about twice as long, so the recipe trains 2 epochs
+# instead of 3, and it leaves out the dropout of attention weights, which alone took about
+# a quarter of the fine-tuning time (it draws a random number for every pair of tokens).
 # The labels still matter: the teacher is right only about 55% of the time, and where it
 # is wrong, only the labels can tell the student.
 
