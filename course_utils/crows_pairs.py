@@ -197,8 +197,9 @@ def _score_sentences(
 
 
 # On a CPU, a model above LARGE_MODEL parameters scores a seeded sample of CPU_SAMPLE pairs
-# by default: a bert-base-sized model needs about 16 minutes for all 1,508 pairs in float32 on
-# an idle 2-core CPU (33 CPU-minutes: 224 CPU-s for 150 pairs, `bench crows-pairs --random-size`).
+# by default: a bert-base-sized model needs 16 to 20 minutes for all 1,508 pairs in float32 on
+# an idle 2-core CPU (33 CPU-minutes: 224 CPU-s for 150 pairs, `bench crows-pairs --random-size`;
+# 19.9 minutes and 37 CPU-minutes in one run of all pairs, of the equally fast "before").
 LARGE_MODEL = 50_000_000
 CPU_SAMPLE = 300
 QUICK_SAMPLE = 50  # smoke tests (COURSE_QUICK=1)

@@ -461,15 +461,15 @@ print("modified:      ", " ".join(t for i, t in enumerate(tokens) if i not in sh
 # head at the masked position only, puts copies of the same length together (so nothing
 # is padded) in batches of about 4,000 tokens, and skips the bookkeeping of gradients
 # (`torch.inference_mode`). Most of the time then goes into the encoder's matrix
-# products: for a model of `bert-base-uncased`'s size, all pairs take about 16 minutes
+# products: for a model of `bert-base-uncased`'s size, all pairs take 16 to 20 minutes
 # on an idle 2-core CPU (far longer on a busy one), a minute or two on a GPU.
 #
 # `plan_scoring` therefore takes a **seeded sample of 300 pairs** when a large model runs
 # on a CPU (every pair otherwise), and estimates the time by timing one batch. Pass
 # `sample=None` for every pair. `precision="bfloat16"` in `crows_pairs_scores` is faster
 # on CPUs with AVX-512 BF16 or AMX and on recent GPUs (on a 2-core CPU with AVX-512 BF16,
-# 1.6 times as fast for a model of `bert-base-uncased`'s size: all pairs in 10 minutes
-# instead of 16), but it moves the scores. Measured on one training of the small model, over all pairs: every sentence
+# about twice as fast for a model of `bert-base-uncased`'s size: all pairs in 10 minutes
+# instead of 20 in one run), but it moves the scores. Measured on one training of the small model, over all pairs: every sentence
 # score moved (by at most 0.17), 67 of the 1,508 preferences flipped, and the metric went
 # from 48.5 to 49.2. Use it for a quick look, and float32 for numbers you report.
 
