@@ -163,20 +163,28 @@ def cross_fitted_probabilities(
     # a class with fewer reviews than folds: fewer folds, so each fold holds one of them
     splitter = StratifiedKFold(n_splits=min(folds, smallest), shuffle=True, random_state=seed)
     splits = list(splitter.split(np.zeros(y.size), y))
-    fold = partial(_fit_and_predict, texts, y, c=c, class_weight=class_weight, seed=seed)
+    num_classes = int(y.max()) + 1
+    fold = partial(
+        _fit_and_predict,
+        texts,
+        y,
+        num_classes=num_classes,
+        c=c,
+        class_weight=class_weight,
+        seed=seed,
+    )
     jobs = min(len(splits), os.cpu_count() or 1)  # the folds are independent: one per core
     results = Parallel(n_jobs=jobs)(delayed(fold)(*rows) for rows in splits)
-    probabilities = np.zeros((y.size, int(y.max()) + 1))
-    for (_, predict_rows), (columns, predicted) in zip(splits, results, strict=True):
-        probabilities[np.ix_(predict_rows, columns)] = predicted
+    probabilities = np.zeros((y.size, num_classes))
+    for (_, predict_rows), predicted in zip(splits, results, strict=True):
+        probabilities[predict_rows] = predicted
     return probabilities
 
 
 def _fit_and_predict(
-    texts: list[str], y: np.ndarray, fit_rows, predict_rows, *, c, class_weight, seed
-) -> tuple[np.ndarray, np.ndarray]:
-    """One fold: fit on ``fit_rows``; the classes seen and the probabilities of ``predict_rows``."""
+    texts: list[str], y: np.ndarray, fit_rows, predict_rows, *, num_classes, c, class_weight, seed
+) -> np.ndarray:
+    """One fold: fit on ``fit_rows``; the probabilities of ``predict_rows``, a column a class."""
     pipeline = _tfidf_pipeline(c, class_weight, seed)
     pipeline.fit([texts[i] for i in fit_rows], y[fit_rows])
-    predicted = pipeline.predict_proba([texts[i] for i in predict_rows])
-    return pipeline.classes_.astype(np.int64), predicted
+    return class_probabilities(pipeline, [texts[i] for i in predict_rows], num_classes)

@@ -282,20 +282,18 @@ def train_classifier(
         logits = model(ids)
         batch_labels = label_ids[batch].to(device)
         has_label = batch_labels >= 0
-        if has_label.all():
-            label_loss = loss_fn(logits, batch_labels)
-        elif has_label.any():  # weighed by the share of the batch that has labels
+        if has_label.any():
             label_loss = loss_fn(logits[has_label], batch_labels[has_label])
-        else:
-            label_loss = logits.new_tensor(math.nan)
-        label_losses.append(label_loss.item())
-        share = has_label.float().mean()
+            label_losses.append(label_loss.item())
+        else:  # unlabelled reviews only: no label term
+            label_loss = logits.new_zeros(())
+            label_losses.append(math.nan)
         if targets is None:
             return label_loss
-        # the same cross-entropy, with the teacher's probabilities as the target
+        # the same cross-entropy, with the teacher's probabilities as the target; the label's
+        # term is weighed by the share of the batch that has labels
         soft = nn.functional.cross_entropy(logits, targets[batch].to(device))
-        if not has_label.any():
-            return recipe.teacher_weight * soft
+        share = has_label.float().mean()
         return (1 - recipe.teacher_weight) * share * label_loss + recipe.teacher_weight * soft
 
     history = History()
