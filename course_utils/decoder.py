@@ -275,11 +275,15 @@ class DecoderLM(nn.Module):
 
 
 def _pick(
-    logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    generator: torch.Generator | None,
+    sampler: Callable,
 ) -> torch.Tensor:
     if temperature == 0:
         return logits.argmax(dim=-1)  # greedy: always the likeliest token
-    return sample_next_token(logits, temperature, top_k, generator)
+    return sampler(logits, temperature, top_k, generator)
 
 
 @torch.no_grad()
@@ -294,12 +298,16 @@ def generate(
     use_cache: bool = True,
     stop_id: int | None = None,
     banned_ids: Sequence[int] = (),
+    sampler: Callable = sample_next_token,
+    attend: Callable = attend_with_cache,
 ) -> list[int]:
     """Continue ``prompt_ids`` one token at a time; return only the new ids.
 
-    ``temperature=0`` is greedy decoding, otherwise :func:`sample_next_token` with
-    ``top_k``. Stops after ``max_new_tokens``, at ``stop_id``, or at the model's last
-    position. ``banned_ids`` (say, the unknown-word token) are never chosen.
+    ``temperature=0`` is greedy decoding, otherwise ``sampler`` (exercise 8.2's
+    :func:`sample_next_token` by default) with ``top_k``. Stops after ``max_new_tokens``, at
+    ``stop_id``, or at the model's last position. ``banned_ids`` (say, the unknown-word
+    token) are never chosen. With the cache, ``attend`` (exercise 8.3) joins each new
+    token's keys and values with the cached ones.
     """
     if not prompt_ids:
         raise ValueError("the prompt needs at least one token (start with the start token)")
@@ -312,7 +320,7 @@ def generate(
     cache = None
     if use_cache:
         for position in range(ids.size(1)):  # the prompt fills the cache, one token at a time
-            logits, cache = model.step(ids[:, position], cache)
+            logits, cache = model.step(ids[:, position], cache, attend)
     new_ids: list[int] = []
     while len(new_ids) < max_new_tokens and ids.size(1) < model.max_len:
         if not use_cache:
@@ -320,26 +328,32 @@ def generate(
         if banned_ids:
             logits = logits.clone()
             logits[:, list(banned_ids)] = float("-inf")
-        token = _pick(logits.float(), temperature, top_k, generator)  # (1,)
+        token = _pick(logits.float(), temperature, top_k, generator, sampler)  # (1,)
         new_ids.append(int(token))
         if stop_id is not None and int(token) == stop_id:
             break
         ids = torch.cat([ids, token[:, None]], dim=1)
-        if use_cache:
-            logits, cache = model.step(token, cache)
+        more = len(new_ids) < max_new_tokens and ids.size(1) < model.max_len
+        if use_cache and more:  # (the last token is never fed back)
+            logits, cache = model.step(token, cache, attend)
     return new_ids
 
 
 @torch.no_grad()
 def time_per_token(
-    model: DecoderLM, num_tokens: int, *, use_cache: bool, repeats: int = 3
+    model: DecoderLM,
+    num_tokens: int,
+    *,
+    use_cache: bool,
+    repeats: int = 3,
+    attend: Callable = attend_with_cache,
 ) -> list[float]:
     """Seconds spent producing each of ``num_tokens`` greedy tokens from a one-token prompt.
 
     Entry t is the time of the step that produces token t + 1, whose prefix is t + 1 tokens
     long: the fastest of ``repeats`` runs, since on a busy computer a step is only ever
     slowed down by other work. Without the cache each step runs the model over the whole
-    prefix; with it, over the one new token.
+    prefix; with it, over the one new token, joined to the cache by ``attend``.
     """
     if num_tokens >= model.max_len:
         raise ValueError(f"num_tokens must be below the model's {model.max_len} positions")
@@ -354,7 +368,7 @@ def time_per_token(
         for t in range(num_tokens):
             start = time.perf_counter()
             if use_cache:
-                logits, cache = model.step(ids[:, -1], cache)
+                logits, cache = model.step(ids[:, -1], cache, attend)
             else:
                 logits = model.head(model.features(ids)[:, -1])
             token = logits.argmax(dim=-1)  # (1,)

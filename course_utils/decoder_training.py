@@ -37,6 +37,15 @@ __all__ = [
 ]
 
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")  # ids 0-3: padding, unknown, start, end
+# The learner's parts a DecoderLM runs: its blocks and what they are made of, its positions.
+DECODER_PARTS = (
+    "attention",
+    "multi_head_attention",
+    "layer_norm",
+    "feed_forward",
+    "encoder_block",
+    "positional_encoding",
+)
 
 
 @dataclass(frozen=True)
@@ -284,8 +293,9 @@ def trained_decoder(
 ) -> TrainedDecoder:
     """The lesson's language model: loaded from the course cache, or trained and saved there.
 
-    The cache file is named by the configuration and by the model's parameter names and
-    shapes, so changed settings or blocks with other parameters never load unfitting weights.
+    The cache file is named by the configuration, the model's parameter names and shapes,
+    and whose parts built it (:func:`course_utils.parts.provenance`), so changed settings,
+    blocks with other parameters, or parts passed anew never load weights trained otherwise.
     """
     from course_utils.download import cache_dir
 
@@ -303,10 +313,12 @@ def trained_decoder(
             dropout=config.dropout,
             pad_id=vocab.pad_id,
         ).to(device)
+    from course_utils import parts
+
     layout = [[name, list(p.shape)] for name, p in model.state_dict().items()]
-    path = (
-        cache_dir() / "models" / f"brown-decoder-{cache_key(dataclasses.asdict(config), layout)}.pt"
-    )
+    built_from = parts.provenance(DECODER_PARTS)
+    key = cache_key(dataclasses.asdict(config), layout, built_from)
+    path = cache_dir() / "models" / f"brown-decoder-{key}.pt"
     unigram = UnigramModel(train, len(vocab))
     model.start_from_unigram(unigram.probabilities.to(device))
     if path.is_file() and not retrain:
@@ -317,8 +329,6 @@ def trained_decoder(
     try:
         record = train_decoder(model, train, held_out, config, progress=progress)
     except Exception as error:
-        from course_utils import parts
-
         name = parts.culprit(error)  # the learner's part whose code raised, if any
         if name is None:
             raise

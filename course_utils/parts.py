@@ -67,7 +67,7 @@ import os
 import pickle
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -89,6 +89,7 @@ __all__ = [
     "keep_on_google_drive",
     "pooling",
     "positional_encoding",
+    "provenance",
     "record_check",
     "records_dir",
     "show",
@@ -369,6 +370,16 @@ def broken(name: str, error: BaseException | str) -> str:
         f"the reference {name} is used from now on: run this cell again, or fix exercise "
         f"{PARTS[name]} and pass its check to use yours."
     )
+
+
+def provenance(names: Iterable[str] = tuple(PARTS)) -> list[tuple[str, str, str]]:
+    """``(name, origin, passed_at)`` of each part: whose code a model built now would run.
+
+    A model trained and cached from these parts is keyed by it, so passing a check again
+    (new code) or falling back to the reference trains anew instead of loading weights
+    trained through other code.
+    """
+    return [(name, part.origin, part.passed_at) for name in names for part in [get(name)]]
 
 
 def show() -> None:

@@ -106,7 +106,7 @@ print("targets:", tokens[1:])  # what it must predict there: the token one step 
 # never its own guesses. Thanks to the causal mask, position $t$'s output depends only on
 # tokens $0..t$, so **one forward pass** over a whole sentence gives a prediction for
 # every position at once, each made as if the rest of the sentence did not exist yet. A
-# batch of 32 sentences of about 25 tokens trains on some 800 next-word predictions in
+# batch of 32 sentences of about 22 tokens trains on some 650 next-word predictions in
 # one go. This is the transformer's advantage over a recurrent network, which must walk
 # through the sentence one token after another even in training.
 #
@@ -180,7 +180,7 @@ model, vocab, record = trained.model, trained.vocab, trained.record
 print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
 
 # %% [markdown]
-# The loss as training went on, measured on 200 held-out sentences:
+# The loss as training went on, measured on 200 of the held-out sentences:
 
 # %%
 ax = line_chart(
@@ -196,6 +196,7 @@ ax = line_chart(
 )
 
 # %%
+# the final losses, on all the held-out sentences
 model_loss, unigram_loss = record["held_out_loss_final"], record["unigram_loss"]
 print(f"held-out loss: model {model_loss:.2f}, unigram {unigram_loss:.2f}")
 print(f"perplexity:    model {math.exp(model_loss):.0f}, unigram {math.exp(unigram_loss):.0f}")
@@ -207,6 +208,11 @@ print("the model beats the unigram baseline:", model_loss < unigram_loss)
 # **Perplexity** is $e^{\text{loss}}$: the model is as unsure of the next word as if it
 # had to pick uniformly among that many words. The unigram model picks among a few
 # hundred; the trained model among clearly fewer, using only the words before.
+#
+# Both perplexities are lower than they would be over real words: the 5,000-word
+# vocabulary covers about 88% of Brown's words, and the rest all become one token,
+# `<unk>`, an easy guess. Published perplexities count every word, so they do not
+# compare with these; the model and the unigram baseline, scored on the same targets, do.
 
 # %% [markdown]
 # ## 4. Writing, one token at a time (25 min)
@@ -226,8 +232,9 @@ greedy = write(prompt, 25, temperature=0)
 print("the jury said", vocab.decode(greedy))
 
 # %% [markdown]
-# Greedy text is safe and dull, and it tends to fall into loops: the likeliest
-# continuation of a common phrase is another common phrase. **Sampling** draws the next
+# Greedy text is safe and dull: it always takes the commonest way on, and over longer
+# texts it often repeats itself, because the likeliest continuation of a common phrase
+# is another common phrase. **Sampling** draws the next
 # token at random from the model's probabilities instead, and two knobs shape them:
 #
 # - **temperature** $T$: divide the logits by $T$ before the softmax. $T < 1$ sharpens
@@ -239,11 +246,12 @@ print("the jury said", vocab.decode(greedy))
 #
 # Here is the model's next-word distribution after *"the jury said"*, at three
 # temperatures (the 25 likeliest words, in order; dividing by a positive temperature
-# never changes the order):
+# never changes the order). `<unk>` is left out, as in every generation of this lesson:
 
 # %%
 with torch.no_grad():
     logits = model(torch.tensor([prompt], device=device))[0, -1].cpu()  # (vocab_size,)
+logits[vocab.unk_id] = float("-inf")  # banned, as in write(): probability 0
 order = logits.argsort(descending=True)[:25]
 curves = {f"T = {t}": torch.softmax(logits / t, dim=-1)[order] for t in (0.5, 1.0, 2.0)}
 ax = line_chart(
@@ -292,11 +300,13 @@ def sample_next_token(logits, temperature, top_k, generator):
 check("8.2", sample_next_token)
 
 # %% [markdown]
-# Now the model writes. The unigram model writes below it, for comparison: it draws
-# every word from the word frequencies alone. (`generate` uses the course's reference
-# sampler, so the cell runs before the exercise is done.)
+# Now the model writes, with your sampler once its check has passed (the course's until
+# then). The unigram model writes below it, for comparison: it draws every word from the
+# word frequencies alone.
 
 # %%
+my_sampler = parts.yours_or_reference("8.2", sample_next_token)
+write = functools.partial(write, sampler=my_sampler)  # every generation from here on
 generator = torch.Generator().manual_seed(1)
 start = [vocab.start_id]
 for temperature, top_k in [(1.0, None), (0.8, 40), (0.6, 20)]:
@@ -309,14 +319,19 @@ for _ in range(3):
     words = trained.unigram.sample(30, generator, stop_id=vocab.end_id, banned=[vocab.unk_id])
     print("   ", vocab.decode(words))
 
+# %% [markdown]
+# **Question.** Read the model's lines against the unigram lines. What does the model get
+# right that word frequencies alone cannot? Where does it break down, and how do the
+# three settings differ?
+
 # %% [markdown] tags=["solution"]
-# **What to look for.** The unigram lines are a bag of frequent words: *the*, *of*,
-# commas, with no order at all. The model's lines have local grammar: a determiner before
-# a noun, a verb after a subject, commas and full stops in plausible places, sentences
-# that end. They drift in meaning after a few words: two blocks trained for two minutes
-# on a million words learn short-range patterns, not ideas. A higher temperature gives
-# more varied and more broken text; a lower one (or a small top-k) safer and more
-# repetitive text.
+# **What to look for.** The unigram lines are frequent words in no order: any word may
+# follow any other, and a line ends only when `</s>` happens to be drawn. The model's
+# lines have local grammar: a determiner before a noun, a verb after a subject, commas
+# and full stops in plausible places. They drift in meaning after a few words: two
+# blocks trained for two and a half minutes on a million words learn short-range
+# patterns, not ideas. A higher temperature gives more varied and more broken text; a
+# lower one (or a small top-k) safer and more repetitive text.
 
 # %% [markdown]
 # **Your turn.** Type the start of a sentence and see how the model carries on. Words it
@@ -348,6 +363,11 @@ for _ in range(3):
 # it may see every key: no mask is needed. The result is exactly the last row of full
 # causal attention, at the cost of one position instead of all of them.
 #
+# One detail lives outside attention: the new token's **position**. With `seq_past`
+# tokens in the cache, it is position `seq_past` (counting from 0), so it must get that
+# row of the positional table, not row 0 as if it were alone. The model's `step` method
+# reads it off the cache's length.
+#
 # ### Exercise 8.3: attention with a key-value cache (10 min)
 #
 # Write `attend_with_cache(query, key, value, key_cache, value_cache)`.
@@ -377,16 +397,18 @@ def attend_with_cache(query, key, value, key_cache, value_cache):
 check("8.3", attend_with_cache)
 
 # %% [markdown]
-# The model's `step` method runs one new token through every block this way. Fed a
-# sentence one token at a time, it gives the same logits as one full forward pass:
+# The model's `step` method runs one new token through every block this way, with your
+# `attend_with_cache` once its check has passed. Fed a sentence one token at a time, it
+# gives the same logits as one full forward pass:
 
 # %% tags=["nbval-check-output"]
+my_attend = parts.yours_or_reference("8.3", attend_with_cache)
 sentence = torch.tensor([vocab.encode("the jury said it did not know .")], device=device)
 with torch.no_grad():
     full = model(sentence)[0]  # (seq, vocab_size): every position in one pass
     cache, gaps = None, []
     for position in range(sentence.size(1)):
-        logits, cache = model.step(sentence[:, position], cache)  # (1, vocab_size)
+        logits, cache = model.step(sentence[:, position], cache, my_attend)  # (1, vocab_size)
         gaps.append((logits[0] - full[position]).abs().max().item())
 print("same logits as the full pass at every position:", max(gaps) < 1e-4)
 
@@ -398,7 +420,9 @@ print("the first block's cached keys:", tuple(cache[0][0].shape), "(batch, num_h
 # cache, five times over, and keep each token's fastest time (on a busy computer other
 # work can only slow a step down). The trained model has only 48 positions, too few to
 # show the effect, so the timing uses a model of the same size with random weights and
-# 385 positions: the speed does not depend on what the weights are. (About a minute.)
+# 385 positions: the speed does not depend on what the weights are. Both ways run your
+# blocks' projections and feed-forward networks; without the cache they attend through
+# your multi-head attention, with it through your `attend_with_cache`. (Under a minute.)
 
 # %%
 timing_model = DecoderLM(
@@ -411,7 +435,7 @@ timing_model = DecoderLM(
 ).to(device)
 num_tokens = timing_model.max_len - 1
 measured = {
-    label: time_per_token(timing_model, num_tokens, use_cache=cached, repeats=5)
+    label: time_per_token(timing_model, num_tokens, use_cache=cached, repeats=5, attend=my_attend)
     for label, cached in [("without the cache", False), ("with the cache", True)]
 }
 window = sized(16, 4)  # average over windows: single timings are noisy
@@ -497,13 +521,24 @@ print("cross-attention weights:", tuple(cross_weights.shape), "(batch, heads, ta
 #   position's work; its attention equals the last row of full causal attention.
 # - Encoder-only models read, decoder-only models write, encoder-decoders read one text
 #   and write another, joined by cross-attention.
-#
-# **Measured here** (a 2-core CPU shared with other jobs, load average about 5 during
-# this run, no GPU; the numbers printed above come from the run that built this
-# notebook): the whole notebook ran in about 3 minutes from an empty cache. Training took
-# its 150 seconds for 1,351 steps and reached a held-out loss of 4.55 (perplexity 95)
-# against the unigram baseline's 5.63 (perplexity 278). Over seven builds at load
-# averages between 4 and 19, the same 150 seconds bought 405 to 1,351 steps and
-# held-out losses from 4.82 down to 4.55: a freer machine trains further. Between 304 and
-# 384 tokens, a new token took a median 6.1 ms without the cache and 0.7 ms with it,
-# about 8 times faster (8 to 10 times in every build that used this measurement).
+
+# %% [markdown]
+# **Measured here.** This run's figures, from the cells above:
+
+# %%
+print(
+    f"training: {record['total_steps']:,} steps in {record['seconds']:.0f} s; held-out loss "
+    f"{model_loss:.2f} (perplexity {math.exp(model_loss):.0f}), unigram baseline "
+    f"{unigram_loss:.2f} (perplexity {math.exp(unigram_loss):.0f})"
+)
+print(
+    f"a new token at {lengths[last_quarter][0]} to {lengths[-1]} tokens: {slow:.1f} ms without "
+    f"the cache, {fast:.1f} ms with it, {slow / fast:.0f}× faster"
+)
+
+# %% [markdown]
+# Training runs for a fixed time, so a faster or less busy computer takes more steps and
+# gets further. Over the builds of this notebook on a 2-core CPU without a GPU, at
+# different loads, the same 150 seconds bought RANGE_STEPS steps and held-out losses from
+# RANGE_LOSS. The cache made a token at the longest lengths RANGE_SPEEDUP times faster in
+# every build.

@@ -128,6 +128,13 @@ def loss_targets_transposed(logits, token_ids, pad_id):
     )
 
 
+def loss_masked_mean_of_all(logits, token_ids, pad_id):
+    targets = token_ids[:, 1:]
+    losses = F.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none")
+    mask = (targets != pad_id).float()
+    return (losses * mask).mean()  # divides by every position, padding included
+
+
 # 8.2 sample_next_token(logits, temperature, top_k, generator) ----------------------------
 
 
@@ -258,6 +265,22 @@ def sample_topk_positions(logits, temperature, top_k, generator):
     return torch.multinomial(values.softmax(-1), 1, generator=generator).squeeze(-1)
 
 
+def sample_at_most_threshold(logits, temperature, top_k, generator):
+    scaled = logits / temperature
+    if top_k is not None:
+        threshold = torch.topk(scaled, top_k, dim=-1).values[:, -1:]
+        scaled = scaled.masked_fill(scaled <= threshold, float("-inf"))  # drops the k-th too
+    return torch.multinomial(scaled.softmax(-1), 1, generator=generator).squeeze(-1)
+
+
+def sample_fill_zero(logits, temperature, top_k, generator):
+    scaled = logits / temperature
+    if top_k is not None:
+        values, indices = scaled.topk(top_k, dim=-1)
+        scaled = torch.zeros_like(scaled).scatter(-1, indices, values)  # 0, not -inf
+    return torch.multinomial(F.softmax(scaled, -1), 1, generator=generator).squeeze(-1)
+
+
 # 8.3 attend_with_cache(query, key, value, key_cache, value_cache) --------------------------
 
 
@@ -374,6 +397,7 @@ CATALOGUE = {
             loss_same_positions,
             loss_mask_from_inputs,
             loss_targets_transposed,
+            loss_masked_mean_of_all,
         ],
     },
     "8.2": {
@@ -397,6 +421,8 @@ CATALOGUE = {
             sample_softmax_dim0,
             sample_off_by_one,
             sample_topk_positions,
+            sample_at_most_threshold,
+            sample_fill_zero,
         ],
     },
     "8.3": {

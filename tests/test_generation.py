@@ -216,6 +216,25 @@ def test_generate_stops_and_never_picks_a_banned_token():
         generate(model, list(range(20)), 3)
 
 
+def test_generate_runs_the_sampler_and_the_cached_attention_it_is_given():
+    model = small_model()
+    attended, sampled = [], []
+
+    def my_attend(*args):
+        attended.append(1)
+        return decoder.attend_with_cache(*args)
+
+    def my_sampler(logits, temperature, top_k, generator):
+        sampled.append((temperature, top_k))
+        return torch.full((logits.size(0),), 6, dtype=torch.long)
+
+    new = generate(model, [2, 5], 4, temperature=0.7, top_k=3, sampler=my_sampler, attend=my_attend)
+    assert new == [6, 6, 6, 6] and sampled == [(0.7, 3)] * 4
+    assert len(attended) == len(model.blocks) * (2 + 3)  # the prompt's 2 tokens, 3 new fed back
+    generate(model, [2, 5], 4, temperature=0, sampler=my_sampler)
+    assert len(sampled) == 4  # greedy decoding takes the argmax, never the sampler
+
+
 def test_time_per_token_times_each_step():
     model = small_model(max_len=40)
     for cached in (True, False):
@@ -305,3 +324,41 @@ def test_a_part_that_breaks_in_training_is_named(monkeypatch, tmp_path):
     monkeypatch.setattr(parts, "culprit", lambda error: None)
     with pytest.raises(ValueError, match="shapes do not fit"):
         trained_decoder(progress=False)
+
+
+def test_a_part_passed_anew_trains_anew_instead_of_loading(monkeypatch, tmp_path, capsys):
+    from course_utils import decoder_training, parts
+
+    monkeypatch.setenv("COURSE_QUICK", "1")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COURSE_PARTS", "reference")
+    trainings = []
+    monkeypatch.setattr(
+        decoder_training,
+        "train_decoder",
+        lambda *args, **kwargs: trainings.append(1) or {"seconds": 0},
+    )
+    trained_decoder(progress=False)
+    trained_decoder(progress=False)
+    assert len(trainings) == 1  # the same parts: the saved model loads
+    assert "Loaded the decoder trained earlier" in capsys.readouterr().out
+    by_reference = parts.provenance
+
+    def one_part_yours(names):
+        return [
+            (name, "yours", "2026-12-01 09:00") if name == "feed_forward" else (name, *rest)
+            for name, *rest in by_reference(names)
+        ]
+
+    monkeypatch.setattr(parts, "provenance", one_part_yours)
+    trained_decoder(progress=False)
+    assert len(trainings) == 2  # other code in the blocks: trained anew, saved apart
+    assert len(list(tmp_path.glob("models/brown-decoder-*.pt"))) == 2
+
+
+def test_provenance_says_whose_each_part_is(monkeypatch):
+    from course_utils import parts
+
+    monkeypatch.setenv("COURSE_PARTS", "reference")
+    rows = parts.provenance(("attention", "encoder_block"))
+    assert rows == [("attention", "reference", ""), ("encoder_block", "reference", "")]

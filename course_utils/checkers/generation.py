@@ -50,6 +50,7 @@ def _flawed_loss(
     seq_major_targets=False,
     nll_on_logits=False,
     mask_from_inputs=False,
+    zeroed_mean=False,
 ):
     """The next-token loss with one classic mistake switched on."""
     vocab = logits.size(-1)
@@ -76,6 +77,13 @@ def _flawed_loss(
     if mask_from_inputs:
         picked = predictions.log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)
         return -picked[token_ids[:, :-1] != pad_id].mean()
+    if zeroed_mean:  # padding's losses zeroed, but the mean still counts its positions
+        return F.cross_entropy(
+            predictions.reshape(-1, vocab),
+            targets.reshape(-1),
+            ignore_index=ignore_index,
+            reduction="none",
+        ).mean()
     if seq_major_logits:
         predictions = predictions.transpose(0, 1)
     if seq_major_targets:
@@ -115,6 +123,13 @@ LOSS_MISTAKES = (
         "your mean includes the padding targets; skip them with ignore_index=pad_id "
         "(or average only where token_ids[:, 1:] != pad_id).",
         ignore=False,
+    ),
+    _loss_mistake(
+        "padding zeroed but counted",
+        "you zeroed the padding targets' losses but divided by every position, padding "
+        "included; divide by the number of real targets (mask.sum()), or let "
+        "F.cross_entropy(..., ignore_index=pad_id) take the mean.",
+        zeroed_mean=True,
     ),
     _loss_mistake(
         "pad id hard-coded",
@@ -213,11 +228,11 @@ GENERATOR_HINT = (
 )
 
 
-def _filtered(logits, top_k, fill=float("-inf"), extra=0):
+def _filtered(logits, top_k, fill=float("-inf"), extra=0, drop_kth=False):
     if top_k is None:
         return logits
     kth = logits.sort(dim=-1, descending=True).values[:, top_k - 1 + extra : top_k + extra]
-    return logits.masked_fill(logits < kth, fill)
+    return logits.masked_fill(logits <= kth if drop_kth else logits < kth, fill)
 
 
 def _draw(probabilities, generator):
@@ -263,6 +278,18 @@ SAMPLE_MISTAKES = (
         "you keep k + 1 tokens: the threshold is the k-th largest logit, "
         "sorted[..., k - 1] (or torch.topk(logits, k).values[..., -1:]).",
         lambda x, t, k, g: _draw(torch.softmax(_filtered(x / t, k, extra=1), dim=-1), g),
+    ),
+    flawed_mistake(
+        "top-k keeps one too few",
+        "you keep only k - 1 tokens: logits <= threshold also drops the k-th largest; "
+        "drop only the logits strictly below it (logits < threshold).",
+        lambda x, t, k, g: _draw(torch.softmax(_filtered(x / t, k, drop_kth=True), dim=-1), g),
+    ),
+    flawed_mistake(
+        "dropped logits set to 0",
+        "you set the dropped logits to 0, and the softmax still gives each of them "
+        'e^0 / Σ e^logit; set them to float("-inf"), whose exponential is exactly 0.',
+        lambda x, t, k, g: _draw(torch.softmax(_filtered(x / t, k, fill=0.0), dim=-1), g),
     ),
     flawed_mistake(
         "sampled from logits",
