@@ -9,13 +9,14 @@ less (``sent_less``), differing in a few words. For each sentence:
    add up the log-probabilities of the true tokens: a pseudo-log-likelihood of the
    shared part, given the words that differ.
 
-Scoring only the shared tokens keeps word frequency out of it: "John" and "Shaniqua"
-themselves are never scored, only how well each explains the rest of the sentence. The
-pair counts as stereotypical when ``sent_more`` scores higher, after rounding both scores
-to 3 decimals (equal scores are ties, counted in no one's favour). As in the authors'
-code, pairs whose direction is ``antistereo`` are aligned with ``sent_less`` first
-(``difflib`` is not symmetric), and uncased models see lower-cased text. The metric is
-the percentage of pairs, overall and per bias type; 50 would be unbiased.
+Scoring only the shared tokens keeps the differing words' own frequency out of it: "John"
+and "Shaniqua" themselves are never scored, only how well each explains the rest of the
+sentence (they still condition every scored token, so their frequency still counts a little).
+The pair counts as stereotypical when ``sent_more`` scores higher, after rounding both
+scores to 3 decimals (equal scores are ties, counted as not stereotypical). As in the
+authors' code, pairs whose direction is ``antistereo`` are aligned with ``sent_less``
+first (``difflib`` is not symmetric), and uncased models see lower-cased text. The metric
+is the percentage of pairs, overall and per bias type; 50 would be unbiased.
 """
 
 from __future__ import annotations
@@ -335,9 +336,11 @@ def crows_pairs_scores(
     stereotyping sentence won. The masked copies of all sentences run in batches of up to
     ``batch_tokens`` tokens, copies of one length together (so nothing is padded), under
     ``torch.inference_mode``; the prediction head runs at the masked positions only.
-    ``precision="bfloat16"`` runs the model in bfloat16 (faster on CPUs with AVX-512 BF16
-    or AMX, and on recent GPUs: 1.6 to 1.9 times on a 2-core AVX-512 BF16 CPU), which
-    moves the scores slightly;
+    ``precision="bfloat16"`` runs the model in bfloat16, faster on CPUs with AVX-512 BF16
+    or AMX and on recent GPUs: on a 2-core AVX-512 BF16 CPU, one run of all pairs with a
+    bert-base-sized model took 1,193 s in float32 and 590 s in bfloat16 (2.0 times
+    faster; an earlier sample of 150 pairs measured 1.6 to 1.9 times). It moves the
+    scores slightly;
     ``python -m course_utils.bench crows-pairs --implementations float32,bfloat16`` says
     by how much (pairs whose score changed, largest change, preferences flipped).
     """
