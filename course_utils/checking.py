@@ -324,6 +324,21 @@ def _storage(tensor: torch.Tensor) -> int:
         return -1
 
 
+def _instead(argument: str, operation: str | None) -> str:
+    """The out-of-place form of ``operation`` on ``argument``, as an aside: ``(y = x + ...,
+    not x += ...)``; empty when the operation is unknown."""
+    if operation is None or not argument.isidentifier():
+        return ""
+    if operation == "__setitem__":
+        return f" (y = {argument}.clone(), then change y)"
+    operator = _OPERATORS.get(operation)
+    if operator:
+        return f" (y = {argument} {operator[:-1]} ..., not {argument} {operator} ...)"
+    if operation.endswith("_") and operation[:-1].isidentifier():
+        return f" (y = {argument}.{operation[:-1]}(...), not {argument}.{operation}(...))"
+    return ""
+
+
 def _describe_operation(name: str) -> str:
     operator = _OPERATORS.get(name)
     return f"{operator} ({name})" if operator else f".{name}"
@@ -362,7 +377,7 @@ class _Snapshot:
                 how = f" with {_describe_operation(operation)}" if operation else ""
                 return (
                     f"your code changed its input {name} in place{how}, which corrupts the "
-                    "caller's tensor; compute a new tensor instead (y = x - m, not x -= m)."
+                    f"caller's tensor; compute a new tensor instead{_instead(name, operation)}."
                 )
         for name, (state, modes, devices) in self.modules.items():
             module = current[name]
@@ -518,9 +533,13 @@ def _largest_gap(actual: torch.Tensor, expected: torch.Tensor) -> str:
     gap = torch.where(torch.isnan(gap), torch.full_like(gap, math.inf), gap)
     flat = int(torch.argmax(gap))
     index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), gap.shape))
+    yours, wanted = actual.flatten()[flat].item(), expected.flatten()[flat].item()
+    digits = 4  # more where 4 would print the two values alike (1.084 and 1.084)
+    while digits < 10 and f"{yours:.{digits}g}" == f"{wanted:.{digits}g}":
+        digits += 1
     return (
         f"largest gap {gap.flatten()[flat].item():.3g} at index {index}: "
-        f"yours {actual.flatten()[flat].item():.4g}, expected {expected.flatten()[flat].item():.4g}"
+        f"yours {yours:.{digits}g}, expected {wanted:.{digits}g}"
     )
 
 

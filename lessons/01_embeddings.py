@@ -3,7 +3,7 @@
 #
 # **Goal:** turn words (and image patches) into vectors, measure how similar two vectors are, and compute a first attention: one word weighing other words with softmax(q·k/√d).
 #
-# **Time:** about 90 minutes.
+# **Time:** about 95 minutes.
 #
 # A transformer never sees letters or pixels. It sees a sequence of vectors, one per
 # token, and everything it does is arithmetic on those vectors. This lesson builds that
@@ -16,7 +16,8 @@
 # 5. a 2-D map of the vectors (5 min);
 # 6. images as vectors: patches (10 min);
 # 7. a first attention: a stable softmax and attention weights, exercises 1.3–1.4, and an
-#    interactive demo (25 min).
+#    interactive demo (25 min);
+# 8. transformers and recurrent networks (5 min).
 #
 # Each exercise is followed by a one-line check cell. Run it: one line comes back when
 # your code is right, one sentence saying what to fix when it is not.
@@ -148,11 +149,12 @@ print("lookup equals one-hot times table:", torch.allclose(looked_up, multiplied
 #
 # Word2Vec (Mikolov et al., 2013) learns dense vectors from one idea: *a word is known by
 # the company it keeps*. Its CBOW variant slides a window over the text and trains a tiny
-# network to predict each word from the average of its neighbours' vectors (here 5 on
-# each side). Words that appear in similar contexts get pushed towards similar vectors.
+# network to predict each word from the average of its neighbours' vectors (here up to 5
+# on each side). Words that appear in similar contexts get pushed towards similar vectors.
 #
-# The settings below train on the whole corpus in about 30 seconds of one CPU core:
-# 100-dimensional vectors, words seen at least 5 times, 20 passes over the text.
+# The settings below train on the whole corpus in under a minute on an idle laptop core
+# (several times longer on a busy machine): 100-dimensional vectors, words seen at least
+# 5 times, 20 passes over the text.
 # `workers=1` makes training fully reproducible: with one thread the vectors depend only
 # on the seed, so you will see the same neighbours as the solution notebook. (Several
 # threads would be faster on a multicore machine, but the order in which they update the
@@ -188,8 +190,8 @@ print(tuple(table.shape), words_in_order[:8])
 # \lVert a \rVert = \sqrt{a \cdot a}.$$
 #
 # It is 1 for the same direction, 0 for perpendicular vectors and −1 for opposite ones.
-# Lengths are left out on purpose: in Word2Vec, frequent words tend to get longer vectors,
-# and we do not want *the* to be "similar" to everything just for being frequent.
+# Lengths are left out on purpose: a word vector's length depends on how often and how
+# consistently the word is used, and similarity should depend on the direction alone.
 #
 # ### Exercise 1.1: cosine similarity (5 min)
 #
@@ -263,10 +265,13 @@ for word in ["bank", "money", "king", "river"]:
 
 # %% [markdown]
 # *river* and *money* get sensible company: landscape words for one, paying and taxes for
-# the other. *king* sits among first names, because in Brown it is mostly part of a name
-# (King Leopold, King Lear, Mrs. King). *bank* is the weakest: it occurs only 83 times in
-# the whole corpus, mostly in names of institutions ("the Federal Reserve Bank of New
-# York") and a few times beside a river, so its neighbours are places and institutions.
+# the other. *king* sits among first names: in Brown almost half of its 88 occurrences are
+# part of a name (King James 10 times, mostly the Bible; a hotel called the King Arthur 7
+# times, all in one story; Mrs. King; King Lear). *bank* is the weakest: it occurs only
+# 83 times in the whole corpus, in a mix of senses. About a third are names (14 of them
+# the Export-Import Bank, all in one government document), most of the others are about
+# money too (accounts, loans, a bank robber), and only about 15 are the bank of a river.
+# With so few and such mixed uses, its neighbours are places and institutions.
 # A single vector per word has to average all the ways the word is used; attention, at
 # the end of this lesson, is the first step towards vectors that depend on the context.
 #
@@ -343,7 +348,8 @@ print("image tokens:", tuple(image_tokens.shape))  # (num_patches, d_model)
 #
 # 1. score each key by its dot product with the query, divided by $\sqrt d$ (lesson 02
 #    explains the division; for now, it keeps scores from growing with the vector size);
-# 2. turn the scores into **weights** that are positive and sum to 1, with a softmax;
+# 2. turn the scores into **weights** that are non-negative (exactly 0 for a score of
+#    −∞) and sum to 1, with a softmax;
 # 3. mix the keys' vectors with those weights.
 #
 # The softmax of scores $s_1, \dots, s_n$ is $e^{s_i} / \sum_j e^{s_j}$. Written just like
@@ -367,10 +373,11 @@ print("naive softmax:", torch.exp(scores) / torch.exp(scores).sum())
 # ### Exercise 1.3: a numerically stable softmax (5 min)
 #
 # Write `softmax(x, dim=-1)`: for a tensor `x` of any shape, return a tensor of the same
-# shape whose slices along `dim` are positive and sum to 1, subtracting each slice's own
-# maximum first. Mind the shapes: a maximum taken along `dim` must still broadcast
-# against `x` (reductions take a `keepdim` argument). (Yes, `torch.softmax` exists and is
-# stable; the point is to see how.)
+# shape whose slices along `dim` are non-negative (exactly 0 for a score of −∞) and sum
+# to 1, subtracting each slice's own maximum first. Mind the shapes: a maximum taken
+# along `dim` must still broadcast against `x` (reductions take a `keepdim` argument).
+# And `x.max(dim=...)` returns a pair `(values, indices)`: take its `.values`. (Yes,
+# `torch.softmax` exists and is stable; the point is to see how.)
 
 
 # %% tags=["exercise"]
@@ -444,8 +451,9 @@ for keys in contexts:
 # **Try it yourself.** Type a query word and some key words (separated by spaces) and
 # press Enter, or pick an example. (Controls need a running notebook; a read-only view of
 # the solution shows a static table of the first example instead.) Words must occur at
-# least 5 times in Brown. Things to try: a key that repeats the query; a key list of
-# unrelated words; the same keys with different queries.
+# least 5 times in Brown. Things to try: a key that repeats the query (then *bank* with
+# the keys *bank river*); a key list of unrelated words; the same keys with different
+# queries.
 
 # %%
 AttentionExplorer(vectors, query="bank", keys=" ".join(contexts[0]))
@@ -453,13 +461,13 @@ AttentionExplorer(vectors, query="bank", keys=" ".join(contexts[0]))
 # %% [markdown] tags=["solution"]
 # **What to notice.** A key identical to the query often wins, since its score is the
 # query's squared length. But not always: a longer key pointing in a similar direction
-# can score higher still (try *bank* with the keys *bank river*). With unrelated keys
+# can score higher still, which is what the keys *bank river* test. With unrelated keys
 # the weights are flatter, since no score stands out. Both are reasons why real
 # transformers compare queries and keys through separate learned maps: "what I look for"
 # and "what I offer" need not be the same vector.
 
 # %% [markdown]
-# ## Transformers and recurrent networks
+# ## 8. Transformers and recurrent networks (5 min)
 #
 # Before transformers, text was mostly read by **recurrent networks** (RNNs, LSTMs): one
 # token at a time, each step updating a fixed-size memory from the previous step. Step
@@ -484,10 +492,10 @@ AttentionExplorer(vectors, query="bank", keys=" ".join(contexts[0]))
 # Lesson 02 gives queries, keys and values their own learned maps and computes attention
 # for whole sentences at once.
 #
-# **Reference run.** The solution notebook was built on a 2-core CPU busy with other jobs,
-# with the Brown corpus from a local `NLTK_DATA` folder: the whole notebook took 167 s
-# there, Word2Vec 121 s of it (about 28 s of processor time, what an idle machine would
-# need). It printed these five nearest neighbours:
+# **Reference run.** The solution notebook was built on a 2-core CPU shared with other
+# jobs, with the Brown corpus from a local `NLTK_DATA` folder: the whole notebook took
+# 38 s, Word2Vec 31 s of it (an earlier build, on a much busier machine, took 167 s and
+# 121 s). It printed these five nearest neighbours:
 #
 # | word | nearest neighbours (cosine similarity) |
 # |---|---|

@@ -49,9 +49,12 @@ set_seed(0)
 # To do that, every token plays three roles, each given by its own learned linear map of
 # the token's vector $x$:
 #
-# - its **query** $q = x W_Q$ says what the token is looking for;
-# - its **key** $k = x W_K$ says what the token offers to those looking;
-# - its **value** $v = x W_V$ is what it hands over when someone attends to it.
+# - its **query** $q = x W_Q + b_Q$ says what the token is looking for;
+# - its **key** $k = x W_K + b_K$ says what the token offers to those looking;
+# - its **value** $v = x W_V + b_V$ is what it hands over when someone attends to it.
+#
+# Each map is a weight matrix $W$ plus a bias vector $b$, as in every `nn.Linear` (the
+# original paper leaves the biases out of its formulas; most implementations keep them).
 #
 # Why three maps and not the raw vectors? With raw vectors, the score of token $i$ for
 # token $j$ would be $x_i \cdot x_j$: symmetric, and usually largest for a token and itself
@@ -221,10 +224,10 @@ print(f"PyTorch {torch.__version__}, output of that query:", out[0, 0].tolist())
 # - `mask`: `None`, or a bool tensor broadcastable to `(..., seq_q, seq_k)`, True = may attend.
 # - Outputs: `output` `(..., seq_q, d_v)` and `weights` `(..., seq_q, seq_k)`.
 #
-# Use `d_k = query.size(-1)`. (A viewer of the original video asked whether it should be
-# `q.size(-1)` or `k.size(-1)`: they are the same number, since queries and keys meet in a
-# dot product. What matters is not to use the values' size.) `Tensor.masked_fill` and
-# `torch.softmax(..., dim=-1)` are all you need beyond `@`.
+# Use `d_k = query.size(-1)`. (A common question: should it be `q.size(-1)` or
+# `k.size(-1)`? They are the same number, since queries and keys meet in a dot product.
+# What matters is not to use the values' size.) Beyond `@`, all you need is
+# `key.transpose(-2, -1)`, `math.sqrt`, `Tensor.masked_fill` and `torch.softmax(..., dim=-1)`.
 
 
 # %% tags=["exercise"]
@@ -337,10 +340,10 @@ plt.show()
 #
 # So far the vectors were random. Here are real ones: word vectors trained (in a couple
 # of seconds, by `course_utils.wordvectors`) on about 58,000 words of news. We use each
-# word's vector directly as its query, key and value, that is $W_Q = W_K = W_V = I$: a
-# trained transformer would learn better maps, but even this shows attention following
-# meaning. One twist: with identical queries and keys, a word's best match is usually
-# itself (its score with itself is its squared length, which only a longer vector
+# word's vector directly as its query, key and value, that is $W_Q = W_K = W_V = I$ and
+# no biases: a trained transformer would learn better maps, but even this shows attention
+# following meaning. One twist: with identical queries and keys, a word's best match is
+# usually itself (its score with itself is its squared length, which only a longer vector
 # pointing in a similar direction can beat), so we hide the diagonal with a mask (True
 # everywhere except $i = j$) and each word must look at the *other* words.
 
@@ -398,13 +401,12 @@ plt.show()
 # On log–log axes a power law $c \cdot seq^k$ is a straight line of slope $k$. The fitted
 # slopes in the legends are close to 2: time and memory grow like seq². (Memory is
 # exactly quadratic by construction. The measured time wobbles a little, most likely
-# because of the processor's caches: a 256 × 256 matrix of floats, 256 KB, fits in them,
-# a 2,048 × 2,048 one, 16 MB, mostly does not.) At 2,048 tokens one
-# head of one sentence already holds 34 MB of scores and weights, and training keeps
-# such a weight matrix for every head, layer and sentence of the batch until the backward
-# pass. That is
-# why long-context models use fused kernels such as FlashAttention, which never store
-# the full matrix (memory grows linearly, the arithmetic is still quadratic), or
+# because of the processor's caches: a 256 × 256 matrix of floats, 256 KiB, fits in them,
+# a 2,048 × 2,048 one, 16 MiB (16.8 MB), mostly does not.) At 2,048 tokens one head of
+# one sentence already holds 33.6 MB of scores and weights, and training keeps such a
+# weight matrix for every head, layer and sentence of the batch until the backward pass.
+# That is why long-context models use fused kernels such as FlashAttention, which never
+# store the full matrix (memory grows linearly, the arithmetic is still quadratic), or
 # restrict which pairs may attend at all.
 
 # %% [markdown]

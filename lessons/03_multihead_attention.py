@@ -231,7 +231,9 @@ print("bare reshape back, token 1:", heads.reshape(1, 3, 8)[0, 1].int().tolist()
 # dropout=p)` does exactly this, and lesson 04 uses it in every block. Lesson 02's function
 # has no dropout argument, so take only its `weights` and do the mixing yourself:
 # `self.dropout(weights) @ v`. In evaluation mode that is `weights @ v`, the output the
-# function computed. The `weights` you return are the ones before dropout.
+# function computed. The `weights` you return are the ones before dropout (PyTorch's layer
+# returns them after: section 4). The checker also runs your layer in training mode with
+# `dropout=0.3`, to see that the dropout strikes the weights and nothing else.
 
 
 # %% tags=["exercise"]
@@ -278,7 +280,7 @@ check("3.3", MultiHeadAttention)
 # %% [markdown]
 # ## 4. PyTorch's weights in your layer (10 min)
 #
-# `torch.nn.MultiheadAttention` computes the same function as your class, with three
+# `torch.nn.MultiheadAttention` computes the same output as your class, with four
 # differences in bookkeeping:
 #
 # - it keeps the three input projections stacked in one `in_proj_weight` of shape
@@ -286,7 +288,10 @@ check("3.3", MultiHeadAttention)
 #   shape `(3 * d_model,)`; `out_proj` is an ordinary `nn.Linear`;
 # - its boolean masks mean the **opposite**: True = blocked. We invert ours explicitly,
 #   in a named variable;
-# - it averages the weights over heads unless told `average_attn_weights=False`.
+# - it averages the weights over heads unless told `average_attn_weights=False`;
+# - in training mode, the weights it returns are the ones after dropout, those that mixed
+#   the values; yours returns them before. In evaluation mode, as below, the two are the
+#   same.
 #
 # ### Exercise 3.4: `load_from_torch` (10 min)
 #
@@ -470,7 +475,7 @@ plt.show()
 # in the layer requires that. Give it queries from one sequence and keys and values from
 # another and it becomes **cross-attention**: each word of the first sequence gathers
 # information from the second. This is how the decoder of a translation model reads the
-# source sentence (lesson 04 builds one). The weight matrix is no longer square:
+# source sentence (lesson 04 shows one). The weight matrix is no longer square:
 # `(seq_q, seq_k)`, one row per query word, one column per word of the other sentence.
 
 # %%

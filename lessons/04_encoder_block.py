@@ -81,8 +81,10 @@ print(f"MultiHeadAttention: {attention_part.origin} {attention_part.reason}".str
 #   variance per token, never mixing tokens, positions or sentences;
 # - the variance divides by $d$, not $d - 1$ (the *biased* variance:
 #   `unbiased=False`; PyTorch's `Tensor.var` defaults to the other one);
-# - $\varepsilon$ (1e-5 by default) goes **inside** the square root, so a token whose
-#   features are all equal gives 0, not a division by zero.
+# - $\varepsilon$ (1e-5 by default) keeps a token whose features are all equal ($\sigma = 0$)
+#   from being divided by zero. It goes **inside** the square root, as in `nn.LayerNorm`;
+#   added outside, $\sigma + \varepsilon$, it gives visibly different results when
+#   $\sigma$ is small, and the checker tests such tokens.
 #
 # A viewer of the encoder video asked why the layer normalises over one dimension only
 # and not over the batch as well. Normalising over the batch is *batch* normalisation, a
@@ -96,7 +98,8 @@ print(f"MultiHeadAttention: {attention_part.origin} {attention_part.reason}".str
 #
 # Write `layer_norm(x, weight, bias, eps=1e-5)`: `x` is `(..., d_model)` (any leading
 # axes, e.g. `(batch, seq, d_model)`), `weight` and `bias` are `(d_model,)`; return a
-# tensor of the same shape as `x`.
+# tensor of the same shape as `x`. Write it from the mean and the variance, not with
+# `F.layer_norm` or `nn.LayerNorm`: those are what the cells below compare yours with.
 
 
 # %% tags=["exercise"]
@@ -287,9 +290,14 @@ print("after x.mul_(10):   x_residual =", x_residual.tolist())
 #
 # The checker builds your block with several head counts and sizes, both layouts, a
 # larger `eps`, padding and causal masks, and in training mode, where it compares where
-# your dropouts strike. If you skipped 4.1 or 4.2, run `layer_norm =
-# parts.get("layer_norm").impl` or `FeedForward = parts.get("feed_forward").impl` first:
-# they give the course's versions.
+# your dropouts strike. If you skipped or did not pass 4.1 or 4.2, the next cell puts the
+# course's `layer_norm` or `FeedForward` in place of yours, and says so; run it again once
+# yours passes.
+
+# %%
+# Your layer_norm (used by LayerNorm) and FeedForward if their checks passed, else the course's.
+layer_norm = parts.yours_or_reference("4.1", layer_norm)
+FeedForward = parts.yours_or_reference("4.2", FeedForward)
 
 
 # %% tags=["exercise"]
@@ -447,6 +455,12 @@ for name in spread:
         f"{name:22s} differences left after block 4: {spread[name][3]:.1e}   "
         f"gradient at block 12: q_proj {q[11]:.1e}, v_proj {v[11]:.1e}"
     )
+q = gradients["no residuals"]["q_proj"]
+print(
+    "no residuals, q_proj's gradient in blocks 1 to 3:",
+    ", ".join(f"{g:.1e}" for g in q[:3]),
+    f"and at most {max(q[3:]):.1e} from block 4 on",
+)
 
 # %% [markdown]
 # Without residuals, the tokens' differences are gone within four blocks: what is left,
@@ -459,14 +473,17 @@ for name in spread:
 #
 # The gradients show what that costs. `v_proj` and `linear2` still receive healthy
 # gradients, because they still shape the one vector all tokens share, and the loss
-# depends on it. `q_proj` receives less than $10^{-7}$: it only decides how to weigh the
-# tokens against each other, and when all tokens are equal every weighting gives the
-# same result. What dies is not the gradient in general but the **token signal**: the
-# stack can no longer tell one token from another, so it cannot learn anything about
-# which token relates to which. With residuals, each block *adds* its average to the
-# token instead of replacing it, the tokens stay distinct (their differences shrink
-# slowly with depth, and training teaches attention to do something sharper than
-# averaging), and every weight in every block receives a gradient of a useful size.
+# depends on it. `q_proj`'s gradient falls block by block with the tokens' differences
+# (the last line above): it is healthy in the first block, whose tokens still differ, and
+# less than $10^{-7}$ from the fourth block on, where they have become one vector. `q_proj`
+# only decides how to weigh the tokens against each other, and when all tokens are equal
+# every weighting gives the same result. What dies is not the gradient in general but the
+# **token signal**: the stack can no longer tell one token from another, so it cannot
+# learn anything about which token relates to which. With residuals, each block *adds*
+# its average to the token instead of replacing it, the tokens stay distinct (their
+# differences shrink slowly with depth, and training teaches attention to do something
+# sharper than averaging), and every weight in every block receives a gradient of a
+# useful size.
 
 # %% [markdown]
 # ## 6. Post-norm or pre-norm, and stacking (5 min)
@@ -482,22 +499,27 @@ for name in ("pre-norm + residuals", "post-norm + residuals"):
     ratios = ", ".join(
         f"{weight} {by_block[-1] / by_block[0]:.2f}×"
         for weight, by_block in gradients[name].items()
-        if weight != "q_proj"
     )
     print(f"{name:22s} last block's gradient / first block's: {ratios}")
 
 # %% [markdown]
-# In the pre-norm stack the gradients are about the same size in every block, or smaller
-# near the output: each block's output reaches the loss through additions only, so the
-# gradient arrives at every block through the same straight path. In the post-norm stack
-# they **grow towards the output**: each gradient on its way down passes through one
-# LayerNorm per sublayer, which scales it down, so the blocks near the output get the
-# largest updates. This is why the original post-norm transformer needed learning-rate
-# **warm-up**, a few thousand steps of a small, rising learning rate: at full rate from
-# the first step, the top blocks' large updates destabilise training before the lower
-# blocks have learnt anything. Pre-norm stacks train stably without it, or with a short
-# one, which is why GPT-2 and most models since use them. (Post-norm's token differences
-# also shrink a little faster with depth: the top-left plot.)
+# Read the ratios weight by weight. In the post-norm stack, `v_proj`'s gradient **grows
+# towards the output**, more than doubling from the first block to the last, and
+# `linear2`'s grows slightly; in the pre-norm stack, `v_proj`'s stays about level and
+# `linear2`'s shrinks. In the post-norm stack, the gradient on its way down to a block
+# passes through every LayerNorm above it, one per sublayer, and these tend to shrink it;
+# in the pre-norm stack each block's output reaches the loss through additions only, the
+# same straight path for every block. `q_proj`'s gradient shrinks towards the output in
+# both layouts: it only weighs the tokens against each other, and their differences
+# shrink block by block (the top-left plot).
+#
+# So at initialisation post-norm tilts the updates towards the blocks near the output.
+# This is one reason the original post-norm transformer needed learning-rate **warm-up**,
+# a few thousand steps of a small, rising learning rate: at full rate from the first
+# step, large updates to the top blocks can destabilise training before the lower blocks
+# have learnt anything. Pre-norm stacks train stably without it, or with a short one,
+# which is why GPT-2 and most models since use them. (Post-norm's token differences also
+# shrink faster with depth: the top-left plot.)
 #
 # `reference.Encoder` stacks blocks and adds that final norm when `norm_first=True`; its
 # `block_factory` argument lets it stack **your** blocks:
@@ -553,7 +575,8 @@ torch_out = decoder_layer(
 print("equal to nn.TransformerDecoderLayer:", torch.allclose(out, torch_out, atol=1e-5))
 
 # %% [markdown]
-# (PyTorch's `tgt_mask` is a float mask with $-\infty$ at the blocked entries; the course
+# (Here we pass PyTorch's float causal mask, $-\infty$ at the blocked entries; `tgt_mask`
+# also takes a boolean mask, where True means blocked, the opposite of ours. The course
 # block builds its own boolean causal mask inside.)
 
 # %% [markdown]
@@ -568,9 +591,10 @@ print("equal to nn.TransformerDecoderLayer:", torch.allclose(out, torch_out, ato
 # - Residuals keep tokens distinct through deep stacks; without them, near-uniform
 #   attention at initialisation makes every token the same vector (rank collapse), and
 #   nothing can be learnt about which token relates to which.
-# - Post-norm normalises after the residual add (the original) and its gradients grow
-#   towards the output, hence warm-up; pre-norm normalises before the sublayer (most
-#   models since) and needs a final norm at the top of the stack.
+# - Post-norm normalises after the residual add (the original); at initialisation it tilts
+#   the gradients towards the blocks near the output, one reason it needs warm-up.
+#   Pre-norm normalises before the sublayer (most models since) and needs a final norm at
+#   the top of the stack.
 # - Given the same weights, your block equals `nn.TransformerEncoderLayer`.
 # - Decoder blocks add causal self-attention and cross-attention to the encoder's output.
 #

@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from course_utils import get_device, set_seed
+from course_utils import get_device, parts, set_seed
 from course_utils import positional as reference  # the course's own solutions, used by demos
 from course_utils.attention import MultiHeadAttention
 from course_utils.encoder import EncoderBlock
@@ -38,6 +38,7 @@ from course_utils.plots import line_chart, positional_heatmap
 
 device = get_device()
 set_seed(0)
+parts.keep_on_google_drive()  # in Colab: asks to keep your parts in your Drive; elsewhere nothing
 
 # %% [markdown]
 # ## 1. Attention is blind to order (10 min)
@@ -299,8 +300,8 @@ print(f"largest gap between the curves: {max(gaps):.1e}")
 # %% [markdown]
 # There is more structure: moving every position by the same offset $k$ turns each clock
 # hand by the same angle $\omega_i k$, which is a fixed rotation of each column pair. So
-# $PE_{p+k} = PE_p R_k$ for one matrix $R_k$ that does not depend on $p$: a linear map
-# that attention's projections can learn, letting a head look "3 tokens back" wherever it
+# $PE_{p+k} = PE_p R_k$ for one matrix $R_k$ that does not depend on $p$: a linear map,
+# which, the original paper hoped, lets a head learn to look "3 tokens back" wherever it
 # is. (Rotary position embeddings, used by many recent models, build exactly this
 # rotation into the queries and keys.)
 
@@ -355,9 +356,13 @@ except ValueError as error:
 #   Adding along the batch axis (the original material's bug) leaves the model blind to
 #   order and makes results depend on batch slots.
 # - The dot product of two encodings depends only on their distance, and a shift by $k$
-#   is a fixed rotation, which attention can learn to use.
+#   is a fixed rotation, which the original paper hoped attention would learn to use.
 # - Learned position embeddings are the common alternative (BERT, GPT-2), limited to
 #   `max_len` positions.
 #
 # Next, lesson 06 puts everything together: embeddings, positions, encoder blocks and a
-# classifier head, trained on real Yelp reviews.
+# classifier head, trained on real Yelp reviews. This table shows which of your parts it
+# will use:
+
+# %%
+parts.show()

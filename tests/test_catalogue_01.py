@@ -52,6 +52,11 @@ def cos_one_norm(a, b):
     return (a * b).sum(dim=-1) / a.norm(dim=-1)
 
 
+@wrong("1.1", "length of one vector only")
+def cos_other_norm(a, b):
+    return (a * b).sum(dim=-1) / b.norm(dim=-1)
+
+
 @wrong("1.1", "squared lengths")
 def cos_squared(a, b):
     return (a * b).sum(-1) / ((a * a).sum(-1) * (b * b).sum(-1))
@@ -268,6 +273,18 @@ def softmax_sum_no_keepdim(x, dim=-1):
 @wrong("1.3", "subtracted the minimum")
 def softmax_min(x, dim=-1):
     e = torch.exp(x - x.min(dim=dim, keepdim=True).values)
+    return e / e.sum(dim=dim, keepdim=True)
+
+
+@wrong("1.3", "subtracted the mean")
+def softmax_mean(x, dim=-1):
+    e = torch.exp(x - x.mean(dim=dim, keepdim=True))
+    return e / e.sum(dim=dim, keepdim=True)
+
+
+@wrong("1.3", "returns (values, indices); use .values")
+def softmax_max_without_values(x, dim=-1):
+    e = torch.exp(x - x.max(dim=dim, keepdim=True))
     return e / e.sum(dim=dim, keepdim=True)
 
 

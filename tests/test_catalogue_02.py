@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from catalogue import Catalogue, catalogue_tests
+
+# The learner's key.T on a batched tensor warns before it crashes; the check shows it.
+pytestmark = pytest.mark.filterwarnings("ignore:The use of `x.T`:UserWarning")
 
 CATALOGUE = Catalogue()
 valid, wrong = CATALOGUE.valid, CATALOGUE.wrong
@@ -68,6 +72,15 @@ def sdpa_einsum(query, key, value, mask=None):
         scores = scores.masked_fill(mask.logical_not(), float("-inf"))
     weights = torch.softmax(scores, dim=-1)
     return torch.einsum("...qk,...kv->...qv", weights, value), weights
+
+
+@valid("2.1")
+def sdpa_weights_detached_for_display(query, key, value, mask=None):
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ value, weights.detach()  # only the output needs gradients
 
 
 def _attend(scores, value, mask, fill=float("-inf")):
@@ -191,6 +204,37 @@ def sdpa_swapped(query, key, value, mask=None):
 def sdpa_transpose_1_2(query, key, value, mask=None):
     scores = query @ key.transpose(1, 2) / math.sqrt(query.size(-1))
     return _attend(scores, value, mask)
+
+
+@wrong("2.1", "key.T reverses all axes")
+def sdpa_key_T(query, key, value, mask=None):
+    return _attend(query @ key.T / math.sqrt(query.size(-1)), value, mask)
+
+
+@wrong("2.1", "no gradient reaches query/key/value")
+def sdpa_weights_detached(query, key, value, mask=None):
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1).detach()
+    return weights @ value, weights
+
+
+@wrong("2.1", "no gradient reaches query/key/value")
+def sdpa_under_no_grad(query, key, value, mask=None):
+    with torch.no_grad():
+        return _attend(query @ key.transpose(-2, -1) / math.sqrt(query.size(-1)), value, mask)
+
+
+@wrong("2.1", "no gradient reaches query/key/value")
+@torch.no_grad()
+def sdpa_no_grad_decorator(query, key, value, mask=None):
+    return _attend(query @ key.transpose(-2, -1) / math.sqrt(query.size(-1)), value, mask)
+
+
+@wrong("2.1", "wrong values (largest gap")
+def sdpa_fill_minus_ten(query, key, value, mask=None):
+    return _attend(query @ key.transpose(-2, -1) / math.sqrt(query.size(-1)), value, mask, -10.0)
 
 
 @wrong("2.1", "with the weights")

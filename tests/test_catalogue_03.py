@@ -191,7 +191,7 @@ def merge_transpose_3(x):
 
 
 class MhaTextbook(nn.Module):
-    def __init__(self, d_model, num_heads):
+    def __init__(self, d_model, num_heads, dropout=0.0):
         super().__init__()
         if d_model % num_heads != 0:
             raise ValueError(f"num_heads={num_heads} must divide d_model={d_model}")
@@ -201,6 +201,7 @@ class MhaTextbook(nn.Module):
         self.k_proj = nn.Linear(d_model, d_model)
         self.v_proj = nn.Linear(d_model, d_model)
         self.out_proj = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, query, key=None, value=None, mask=None):
         key = query if key is None else key
@@ -208,7 +209,8 @@ class MhaTextbook(nn.Module):
         q = split_heads(self.q_proj(query), self.num_heads)
         k = split_heads(self.k_proj(key), self.num_heads)
         v = split_heads(self.v_proj(value), self.num_heads)
-        heads, weights = scaled_dot_product_attention(q, k, v, mask)
+        _, weights = scaled_dot_product_attention(q, k, v, mask)
+        heads = self.dropout(weights) @ v
         return self.out_proj(merge_heads(heads)), weights
 
 
@@ -217,13 +219,14 @@ valid("3.3")(MhaTextbook)
 
 @valid("3.3")
 class MhaWrittenOut(nn.Module):
-    def __init__(self, d_model, num_heads):
+    def __init__(self, d_model, num_heads, dropout=0.0):
         super().__init__()
         if d_model % num_heads:
             raise ValueError(f"d_model {d_model} is not divisible by num_heads {num_heads}")
         self.h, self.d_k = num_heads, d_model // num_heads
         self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
         self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+        self.attn_dropout = nn.Dropout(p=dropout)  # another name: masks follow the call order
 
     def forward(self, query, key=None, value=None, mask=None):
         if key is None:
@@ -238,7 +241,12 @@ class MhaWrittenOut(nn.Module):
         if mask is not None:
             scores = scores.masked_fill(mask == 0, -1e9)
         attn = scores.softmax(dim=-1)
-        out = (attn @ v).transpose(1, 2).contiguous().view(b, -1, self.h * self.d_k)
+        out = (
+            (self.attn_dropout(attn) @ v)
+            .transpose(1, 2)
+            .contiguous()
+            .view(b, -1, self.h * self.d_k)
+        )
         return self.out_proj(out), attn
 
 
@@ -254,14 +262,19 @@ class MhaTorchFunction(MhaTextbook):
         if mask is not None:
             scores = torch.where(mask, scores, float("-inf"))
         weights = torch.softmax(scores, -1)
-        return self.out_proj(merge_heads(weights @ v)), weights
+        return self.out_proj(merge_heads(self.dropout(weights) @ v)), weights
 
 
 @valid("3.3")
-class MhaExtraDropout(MhaTextbook):
-    def __init__(self, d_model, num_heads, dropout=0.0):
-        super().__init__(d_model, num_heads)
-        self.p = dropout  # no parameters, so the state dict is unchanged
+class MhaDropoutOnlyInTraining(MhaTextbook):
+    def forward(self, query, key=None, value=None, mask=None):
+        key = query if key is None else key
+        value = key if value is None else value
+        q, k, v = _heads(self, query, key, value)
+        heads, weights = scaled_dot_product_attention(q, k, v, mask)
+        if self.training:  # lesson 02's output is right in evaluation mode
+            heads = self.dropout(weights) @ v
+        return self.out_proj(merge_heads(heads)), weights
 
 
 def _variant(name, forward):
@@ -276,6 +289,20 @@ def _heads(module, query, key, value):
     )
 
 
+def _attend(module, q, k, v, mask=None):
+    """Lesson 02's weights, dropped before they mix the values, as the exercise asks."""
+    _, weights = scaled_dot_product_attention(q, k, v, mask)
+    return module.dropout(weights) @ v, weights
+
+
+def _softmax_attend(module, q, k, v, mask, scale):
+    scores = q @ k.transpose(-2, -1) / scale
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(-1)
+    return module.dropout(weights) @ v, weights
+
+
 def _defaults(query, key, value):
     key = query if key is None else key
     return key, key if value is None else value
@@ -283,85 +310,90 @@ def _defaults(query, key, value):
 
 def _forward_merged_straight(self, query, key=None, value=None, mask=None):
     key, value = _defaults(query, key, value)
-    q, k, v = _heads(self, query, key, value)
-    heads, weights = scaled_dot_product_attention(q, k, v, mask)
+    heads, weights = _attend(self, *_heads(self, query, key, value), mask)
     b, h, s, d = heads.shape
     return self.out_proj(heads.reshape(b, s, h * d)), weights
 
 
+def _straight_split(self, x):
+    return x.reshape(x.size(0), self.num_heads, x.size(1), x.size(-1) // self.num_heads)
+
+
 def _forward_split_straight(self, query, key=None, value=None, mask=None):
     key, value = _defaults(query, key, value)
-    b, d_model = query.size(0), query.size(-1)
-
-    def split(x):
-        return x.reshape(b, self.num_heads, x.size(1), d_model // self.num_heads)
-
-    q, k, v = split(self.q_proj(query)), split(self.k_proj(key)), split(self.v_proj(value))
-    heads, weights = scaled_dot_product_attention(q, k, v, mask)
+    q, k, v = (_straight_split(self, p(t)) for p, t in _projections(self, query, key, value))
+    heads, weights = _attend(self, q, k, v, mask)
     return self.out_proj(merge_heads(heads)), weights
+
+
+def _forward_both_straight(self, query, key=None, value=None, mask=None):
+    # The original video's pair: split and merge by bare reshapes.
+    key, value = _defaults(query, key, value)
+    q, k, v = (_straight_split(self, p(t)) for p, t in _projections(self, query, key, value))
+    heads, weights = _attend(self, q, k, v, mask)
+    b, h, s, d = heads.shape
+    return self.out_proj(heads.reshape(b, s, h * d)), weights
+
+
+def _projections(self, query, key, value):
+    return ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value))
 
 
 def _forward_no_out_proj(self, query, key=None, value=None, mask=None):
     key, value = _defaults(query, key, value)
-    heads, weights = scaled_dot_product_attention(*_heads(self, query, key, value), mask)
+    heads, weights = _attend(self, *_heads(self, query, key, value), mask)
     return merge_heads(heads), weights
 
 
 def _forward_scaled_d_model(self, query, key=None, value=None, mask=None):
     key, value = _defaults(query, key, value)
     q, k, v = _heads(self, query, key, value)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(query.size(-1))
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = scores.softmax(-1)
-    return self.out_proj(merge_heads(weights @ v)), weights
+    heads, weights = _softmax_attend(self, q, k, v, mask, math.sqrt(query.size(-1)))
+    return self.out_proj(merge_heads(heads)), weights
 
 
 def _forward_int_sqrt(self, query, key=None, value=None, mask=None):
     key, value = _defaults(query, key, value)
     q, k, v = _heads(self, query, key, value)
-    scores = q @ k.transpose(-2, -1) / int(math.sqrt(self.d_head))
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = scores.softmax(-1)
-    return self.out_proj(merge_heads(weights @ v)), weights
+    heads, weights = _softmax_attend(self, q, k, v, mask, int(math.sqrt(self.d_head)))
+    return self.out_proj(merge_heads(heads)), weights
 
 
 def _forward_self_only(self, query, key=None, value=None, mask=None):
-    heads, weights = scaled_dot_product_attention(*_heads(self, query, query, query), mask)
+    heads, weights = _attend(self, *_heads(self, query, query, query), mask)
     return self.out_proj(merge_heads(heads)), weights
 
 
 def _forward_mask_ignored(self, query, key=None, value=None, mask=None):
     key, value = _defaults(query, key, value)
-    heads, weights = scaled_dot_product_attention(*_heads(self, query, key, value))
+    heads, weights = _attend(self, *_heads(self, query, key, value))
     return self.out_proj(merge_heads(heads)), weights
 
 
 def _forward_mask_inverted(self, query, key=None, value=None, mask=None):
     key, value = _defaults(query, key, value)
     inverted = None if mask is None else ~mask
-    heads, weights = scaled_dot_product_attention(*_heads(self, query, key, value), inverted)
+    heads, weights = _attend(self, *_heads(self, query, key, value), inverted)
     return self.out_proj(merge_heads(heads)), weights
 
 
 def _forward_value_from_query(self, query, key=None, value=None, mask=None):
     key = query if key is None else key
     value = query if value is None else value
-    heads, weights = scaled_dot_product_attention(*_heads(self, query, key, value), mask)
+    heads, weights = _attend(self, *_heads(self, query, key, value), mask)
     return self.out_proj(merge_heads(heads)), weights
 
 
 def _forward_mean_weights(self, query, key=None, value=None, mask=None):
     key, value = _defaults(query, key, value)
-    heads, weights = scaled_dot_product_attention(*_heads(self, query, key, value), mask)
+    heads, weights = _attend(self, *_heads(self, query, key, value), mask)
     return self.out_proj(merge_heads(heads)), weights.mean(dim=1)
 
 
 def _forward_q_proj_everywhere(self, query, key=None, value=None, mask=None):
     key, value = _defaults(query, key, value)
     q, k, v = (split_heads(self.q_proj(t), self.num_heads) for t in (query, key, value))
-    heads, weights = scaled_dot_product_attention(q, k, v, mask)
+    heads, weights = _attend(self, q, k, v, mask)
     return self.out_proj(merge_heads(heads)), weights
 
 
@@ -370,7 +402,7 @@ def _forward_k_proj_for_values(self, query, key=None, value=None, mask=None):
     q = split_heads(self.q_proj(query), self.num_heads)
     k = split_heads(self.k_proj(key), self.num_heads)
     v = split_heads(self.k_proj(value), self.num_heads)
-    heads, weights = scaled_dot_product_attention(q, k, v, mask)
+    heads, weights = _attend(self, q, k, v, mask)
     return self.out_proj(merge_heads(heads)), weights
 
 
@@ -378,22 +410,48 @@ def _forward_in_place(self, query, key=None, value=None, mask=None):
     key, value = _defaults(query, key, value)
     query *= 1.0 / math.sqrt(self.d_head)  # scale once, up front
     q, k, v = _heads(self, query, key, value)
-    scores = q @ k.transpose(-2, -1) * math.sqrt(self.d_head) / math.sqrt(self.d_head)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = scores.softmax(-1)
-    return self.out_proj(merge_heads(weights @ v)), weights
+    heads, weights = _softmax_attend(self, q, k, v, mask, 1.0)
+    return self.out_proj(merge_heads(heads)), weights
 
 
 def _forward_output_only(self, query, key=None, value=None, mask=None):
     key, value = _defaults(query, key, value)
-    heads, _ = scaled_dot_product_attention(*_heads(self, query, key, value), mask)
+    heads, _ = _attend(self, *_heads(self, query, key, value), mask)
     return self.out_proj(merge_heads(heads))
+
+
+def _forward_lesson_02_output(self, query, key=None, value=None, mask=None):
+    # Builds self.dropout but mixes the values with lesson 02's undropped weights.
+    key, value = _defaults(query, key, value)
+    heads, weights = scaled_dot_product_attention(*_heads(self, query, key, value), mask)
+    return self.out_proj(merge_heads(heads)), weights
+
+
+def _forward_output_dropped(self, query, key=None, value=None, mask=None):
+    key, value = _defaults(query, key, value)
+    heads, weights = scaled_dot_product_attention(*_heads(self, query, key, value), mask)
+    return self.dropout(self.out_proj(merge_heads(heads))), weights
+
+
+def _forward_values_dropped(self, query, key=None, value=None, mask=None):
+    key, value = _defaults(query, key, value)
+    q, k, v = _heads(self, query, key, value)
+    _, weights = scaled_dot_product_attention(q, k, v, mask)
+    return self.out_proj(merge_heads(weights @ self.dropout(v))), weights
+
+
+def _forward_weights_dropped_in_place(self, query, key=None, value=None, mask=None):
+    key, value = _defaults(query, key, value)
+    q, k, v = _heads(self, query, key, value)
+    _, weights = scaled_dot_product_attention(q, k, v, mask)
+    weights = self.dropout(weights)  # the name now holds the dropped weights
+    return self.out_proj(merge_heads(weights @ v)), weights
 
 
 for _name, _forward, _names in [
     ("MhaMergedStraight", _forward_merged_straight, "merged by a reshape straight"),
     ("MhaSplitStraight", _forward_split_straight, "split by a reshape straight"),
+    ("MhaBothStraight", _forward_both_straight, "the two scrambles do not cancel"),
     ("MhaNoOutProj", _forward_no_out_proj, "without out_proj"),
     ("MhaScaledDModel", _forward_scaled_d_model, "√d_model"),
     ("MhaIntSqrt", _forward_int_sqrt, "rounded to a whole number"),
@@ -406,32 +464,57 @@ for _name, _forward, _names in [
     ("MhaKProjForValues", _forward_k_proj_for_values, "values with k_proj"),
     ("MhaInPlace", _forward_in_place, "in place"),
     ("MhaOutputOnly", _forward_output_only, "return a tuple"),
+    ("MhaNeverDrops", _forward_lesson_02_output, "never drops anything"),
+    ("MhaOutputDropped", _forward_output_dropped, "you dropped the layer's output"),
+    ("MhaValuesDropped", _forward_values_dropped, "you dropped the values"),
+    ("MhaDroppedWeightsReturned", _forward_weights_dropped_in_place, "before dropout"),
 ]:
     wrong("3.3", _names)(_variant(_name, _forward))
 
 
+@wrong("3.3", "never drops anything")
+class MhaNoDropoutModule(MhaTextbook):
+    """Takes the dropout argument, builds no dropout, mixes with lesson 02's output."""
+
+    def __init__(self, d_model, num_heads, dropout=0.0):
+        super().__init__(d_model, num_heads)
+        del self.dropout
+        self.p = dropout
+
+    forward = _forward_lesson_02_output
+
+
+@wrong("3.3", "takes no dropout argument")
+class MhaNoDropoutArgument(MhaTextbook):
+    def __init__(self, d_model, num_heads):
+        super().__init__(d_model, num_heads)
+
+    forward = _forward_lesson_02_output
+
+
 @wrong("3.3", "num_heads must divide d_model")
 class MhaNoDivisibilityCheck(MhaTextbook):
-    def __init__(self, d_model, num_heads):
+    def __init__(self, d_model, num_heads, dropout=0.0):
         nn.Module.__init__(self)
         self.num_heads, self.d_head = num_heads, d_model // num_heads
         self.q_proj = nn.Linear(d_model, d_model)
         self.k_proj = nn.Linear(d_model, d_model)
         self.v_proj = nn.Linear(d_model, d_model)
         self.out_proj = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
 
 
 @wrong("3.3", "raise a ValueError")
 class MhaAssert(MhaTextbook):
-    def __init__(self, d_model, num_heads):
+    def __init__(self, d_model, num_heads, dropout=0.0):
         assert d_model % num_heads == 0, "num_heads must divide d_model"
-        super().__init__(d_model, num_heads)
+        super().__init__(d_model, num_heads, dropout)
 
 
 @wrong("3.3", "q_proj.bias")
 class MhaNoBias(MhaTextbook):
-    def __init__(self, d_model, num_heads):
-        super().__init__(d_model, num_heads)
+    def __init__(self, d_model, num_heads, dropout=0.0):
+        super().__init__(d_model, num_heads, dropout)
         self.q_proj = nn.Linear(d_model, d_model, bias=False)
         self.k_proj = nn.Linear(d_model, d_model, bias=False)
         self.v_proj = nn.Linear(d_model, d_model, bias=False)
@@ -439,7 +522,7 @@ class MhaNoBias(MhaTextbook):
 
 @wrong("3.3", "copies the reference weights into your module by name")
 class MhaOtherNames(nn.Module):
-    def __init__(self, d_model, num_heads):
+    def __init__(self, d_model, num_heads, dropout=0.0):
         super().__init__()
         if d_model % num_heads:
             raise ValueError(f"{num_heads} does not divide {d_model}")
@@ -448,6 +531,7 @@ class MhaOtherNames(nn.Module):
         self.W_k = nn.Linear(d_model, d_model)
         self.W_v = nn.Linear(d_model, d_model)
         self.W_o = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, query, key=None, value=None, mask=None):
         raise AssertionError("never reached: the weights cannot be loaded")

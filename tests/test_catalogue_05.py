@@ -80,6 +80,18 @@ def table_own_exponent(max_len, d_model):
     return _table(max_len, d_model, lambda c: c)
 
 
+@wrong("5.1", "don't double it again")
+def table_loop_doubled(max_len, d_model):
+    # i is already the even column's index, 0, 2, 4, ...; 2 * i doubles it again
+    pe = torch.zeros(max_len, d_model)
+    for pos in range(max_len):
+        for i in range(0, d_model, 2):
+            pe[pos, i] = math.sin(pos / 10000 ** (2 * i / d_model))
+            if i + 1 < d_model:
+                pe[pos, i + 1] = math.cos(pos / 10000 ** (2 * i / d_model))
+    return pe
+
+
 @wrong("5.1", "interleaves them")
 def table_halves(max_len, d_model):
     position = torch.arange(max_len, dtype=torch.float32)[:, None]
@@ -215,13 +227,17 @@ def add_multiplied(x, table):
     return x * table[: x.size(1)]
 
 
-@wrong("5.2", "in place")
+@wrong(
+    "5.2",
+    "in place with += (add_), which corrupts the caller's tensor; compute a new "
+    "tensor instead (y = x + ..., not x += ...)",
+)
 def add_in_place(x, table):
     x += table[: x.size(1)]
     return x
 
 
-@wrong("5.2", "in place")
+@wrong("5.2", "(y = x + ..., not x += ...)")
 def add_in_place_method(x, table):
     return x.add_(table[: x.size(1)])
 

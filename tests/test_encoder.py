@@ -310,6 +310,12 @@ def _renamed_init(self, d_model, d_ff, dropout=0.0, activation="relu"):
     self.dropout, self.kind = nn.Dropout(dropout), activation
 
 
+def _init_with_drop(self, d_model, d_ff, dropout=0.0, activation="relu"):
+    nn.Module.__init__(self)
+    self.linear1, self.linear2 = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
+    self.drop, self.kind = nn.Dropout(dropout), activation
+
+
 FEED_FORWARD_WRONG = {
     "collapse": _ff("none", act=lambda self, h: h),
     "after linear2": _ff(
@@ -357,6 +363,11 @@ FEED_FORWARD_WRONG = {
 
 FEED_FORWARD_VALID = [
     _ff("functional activation"),
+    _ff(
+        "dropout named drop",
+        __init__=_init_with_drop,
+        forward=lambda self, x: self.linear2(self.drop(self.act(self.linear1(x)))),
+    ),
     encoder_module.FeedForward,
     _ff("torch.relu", act=lambda self, h: F.gelu(h) if self.kind == "gelu" else torch.relu(h)),
     _ff("clamp", act=lambda self, h: F.gelu(h) if self.kind == "gelu" else h.clamp(min=0)),
@@ -568,8 +579,25 @@ def _sublayer_helper(self, x, mask):
     return sublayer(x, self.norm2, self.dropout2, self.feed_forward)
 
 
+def _dropouts(first, second):
+    """The right block, dropping the attention output with ``first``, the feed-forward's with
+    ``second`` (names of dropout modules)."""
+
+    def forward(self, x, mask):
+        d1, d2 = getattr(self, first), getattr(self, second)
+        if self.norm_first:
+            x = x + d1(self.attend(self.norm1(x), mask))
+            return x + d2(self.feed_forward(self.norm2(x)))
+        x = self.norm1(x + d1(self.attend(x, mask)))
+        return self.norm2(x + d2(self.feed_forward(x)))
+
+    return forward
+
+
 BLOCK_VALID = [
     _block_variant("straightforward"),
+    _block_variant("one dropout for both sublayers", _dropouts("dropout1", "dropout1")),
+    _block_variant("dropout1 and dropout2 swapped", _dropouts("dropout2", "dropout1")),
     _block_variant("named steps", _named_steps),
     _block_variant("one helper for both sublayers", _sublayer_helper),
     EncoderBlock,
@@ -637,6 +665,29 @@ def test_encoder_stacks_any_block_factory():
     assert all(type(layer).__name__ == "EncoderBlock" for layer in stack.layers)
     assert isinstance(stack.final_norm, LayerNorm)
     assert stack(torch.randn(2, 3, 16)).shape == (2, 3, 16)
+
+
+def test_seeded_masks_follow_the_call_order_not_the_names():
+    from course_utils.checkers.modules import seed_dropouts
+
+    class Twice(nn.Module):
+        def __init__(self, names):
+            super().__init__()
+            self.names = names
+            for name in set(names):
+                setattr(self, name, nn.Dropout(0.5))
+
+        def forward(self, x):
+            return [getattr(self, name)(x) for name in self.names]
+
+    x = torch.ones(4, 6)
+    one = seed_dropouts(Twice(["a", "b"]), by_order=True).train()
+    other = seed_dropouts(Twice(["drop", "drop"]), by_order=True).train()
+    first, second = one(x)
+    assert not torch.equal(first, second)  # two calls, two masks
+    for ours, theirs in zip(one(x), other(x), strict=True):  # the count restarts per call
+        torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(one(x)[0], first)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])

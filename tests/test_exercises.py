@@ -83,7 +83,11 @@ def assert_same_state(before: tuple) -> None:
 
 
 def state_changing(exercise):
-    """The reference, rewritten to draw from every global RNG and to switch grad off."""
+    """The reference, rewritten to draw from every global RNG and to switch grad off.
+
+    A function switches grad off after computing, so gradients still flow through its
+    result (exercise 2.1 checks that they do).
+    """
     reference = exercise.reference
 
     def meddle():
@@ -102,8 +106,9 @@ def state_changing(exercise):
         return Meddling
 
     def meddling(*args, **kwargs):
+        result = reference(*args, **kwargs)
         meddle()
-        return reference(*args, **kwargs)
+        return result
 
     return meddling
 
@@ -288,3 +293,11 @@ def test_crash_note_names_each_argument_by_type_on_one_line():
     (note,) = [n for n in crash.value.__notes__ if "inside your code" in n]
     assert "model=a TransformerClassifier" in note and "input_ids=tensor of shape" in note
     assert "\n" not in note
+
+
+def test_a_small_gap_is_printed_with_the_digits_that_show_it():
+    from course_utils.checking import _largest_gap
+
+    message = _largest_gap(torch.tensor([2.0, 1.0843]), torch.tensor([2.0, 1.084]))
+    assert "index (1,)" in message and "yours 1.0843, expected 1.084" in message
+    assert "yours 1.5, expected 1" in _largest_gap(torch.tensor([1.5]), torch.tensor([1.0]))

@@ -163,7 +163,7 @@ def _merge_with_permute_and_view(x):
 class EinsumAttention(nn.Module):
     """A correct multi-head attention written without split_heads/merge_heads."""
 
-    def __init__(self, d_model, num_heads):
+    def __init__(self, d_model, num_heads, dropout=0.0):
         super().__init__()
         if d_model % num_heads:
             raise ValueError(f"{num_heads} does not divide {d_model}")
@@ -171,6 +171,7 @@ class EinsumAttention(nn.Module):
         self.q_proj, self.k_proj, self.v_proj, self.out_proj = (
             nn.Linear(d_model, d_model) for _ in range(4)
         )
+        self.drop = nn.Dropout(dropout)  # not the reference's name: masks follow call order
 
     def forward(self, query, key=None, value=None, mask=None):
         key = query if key is None else key
@@ -184,7 +185,8 @@ class EinsumAttention(nn.Module):
         if mask is not None:
             scores = scores.masked_fill(~mask, -1e9)
         weights = scores.softmax(dim=-1)
-        heads = torch.einsum("bhqk,bkhd->bqhd", weights, v).reshape(batch, seq_q, d_model)
+        heads = torch.einsum("bhqk,bkhd->bqhd", self.drop(weights), v)
+        heads = heads.reshape(batch, seq_q, d_model)
         return self.out_proj(heads), weights
 
 
@@ -215,9 +217,9 @@ def test_checker_names_missing_parameters():
 
 def test_checker_wants_a_value_error_not_an_assert():
     class Asserting(EinsumAttention):
-        def __init__(self, d_model, num_heads):
+        def __init__(self, d_model, num_heads, dropout=0.0):
             assert d_model % num_heads == 0
-            super().__init__(d_model, num_heads)
+            super().__init__(d_model, num_heads, dropout)
 
     with pytest.raises(CheckFailed, match="raised AssertionError; raise a ValueError"):
         check("3.3", Asserting)
@@ -231,7 +233,7 @@ def test_checker_wants_the_class_not_an_instance():
 class _FixedRate(EinsumAttention):
     def __init__(self, d_model, num_heads, dropout=0.0):
         super().__init__(d_model, num_heads)
-        self.dropout = nn.Dropout(0.1)  # the argument is ignored
+        self.drop = nn.Dropout(0.1)  # the argument is ignored
 
 
 class _SwitchesToTraining(EinsumAttention):

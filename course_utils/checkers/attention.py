@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+from typing import Any
 
 import torch
 
 from course_utils import attention
-from course_utils.checking import Case, Mistake, flawed_mistake, function_exercise
+from course_utils.checking import (
+    Case,
+    Mistake,
+    call_learner,
+    flawed_mistake,
+    function_exercise,
+)
 
 __all__ = ["EXERCISES"]
 
@@ -30,10 +38,14 @@ def _flawed_attention(
     transpose=(-2, -1),
     output_from_scores=False,
     naive_softmax=False,
+    all_axes_reversed=False,
+    weights_detached=False,
 ):
     """Attention with one classic mistake switched on; used to recognise that mistake."""
     scale = math.sqrt(query.size(-1)) if scale is None else scale(query, key, value)
-    scores = query @ key.transpose(*transpose) / scale
+    # key.T written without its deprecation warning: it reverses every axis
+    transposed = key.permute(*reversed(range(key.dim()))) if all_axes_reversed else None
+    scores = query @ (key.transpose(*transpose) if transposed is None else transposed) / scale
     if not use_mask:
         mask = None
     blocked = None if mask is None else (mask if invert_mask else ~mask)
@@ -49,6 +61,8 @@ def _flawed_attention(
         weights = torch.softmax(scores, dim=softmax_dim)
     if blocked is not None and mask_after_softmax:
         weights = weights.masked_fill(blocked, 0.0)
+    if weights_detached:
+        weights = weights.detach()
     return (scores if output_from_scores else weights) @ value, weights
 
 
@@ -59,6 +73,16 @@ def _weights_for_output(query, key, value, mask=None):
     output, weights = attention.scaled_dot_product_attention(query, key, value, mask)
     return weights, output
 
+
+@torch.no_grad()
+def _without_gradients(query, key, value, mask=None):
+    return attention.scaled_dot_product_attention(query, key, value, mask)
+
+
+GRADIENT_HINT = (
+    "no gradient reaches query/key/value: remove .detach() / torch.no_grad(); lesson 06 "
+    "trains through this function."
+)
 
 INVERTED_HINT = (
     "your mask is inverted: True means a query MAY attend to that key, so fill the "
@@ -116,6 +140,11 @@ ATTENTION_MISTAKES = (
         "key.transpose(1, 2) swaps the wrong axes once there are heads (or none once there "
         "is no batch axis); key.transpose(-2, -1) swaps the last two, whatever comes before.",
         transpose=(1, 2),
+    ),
+    _mistake(
+        "key.T",
+        "key.T reverses all axes of a batched tensor; use key.transpose(-2, -1).",
+        all_axes_reversed=True,  # crashes on batched inputs and is recognised by that crash
     ),
     _mistake(
         "key transposed with transpose(0, 1)",
@@ -179,6 +208,9 @@ ATTENTION_MISTAKES = (
         _weights_for_output,
         fields=(0,),
     ),
+    # Right values, but no gradient flows back: recognised by the gradient check.
+    _mistake("weights detached", GRADIENT_HINT, weights_detached=True),
+    Mistake("under torch.no_grad()", GRADIENT_HINT, _without_gradients),
 )
 
 
@@ -189,7 +221,7 @@ def _attention_cases(gen: torch.Generator) -> list[Case]:
     causal = attention.causal_mask(6)
     padding = attention.padding_mask(torch.tensor([5, 3]), 6)[:, None, :]  # (batch, 1, seq_k)
     left = attention.padding_mask(torch.tensor([6, 4, 2]), 6).flip(-1)[:, None, None, :]
-    return [
+    cases = [
         Case((randn(2, 4, 16), randn(2, 6, 16), randn(2, 6, 5)), label="no mask, 3-D"),
         Case(
             (randn(2, 3, 5, 8, scale=2.0), randn(2, 3, 7, 8, scale=2.0), randn(2, 3, 7, 4)),
@@ -216,6 +248,65 @@ def _attention_cases(gen: torch.Generator) -> list[Case]:
             label="large scores (entries of size 12, d_k=64)",
         ),
     ]
+    # Keys that all point one way and queries that point the other: every real score is
+    # near -16, below a finite fill such as -10, which would then take the weight. Placed
+    # before the causal case, so such a fill fails here with a visible gap.
+    direction = randn(8)
+    keys = direction + randn(2, 6, 8, scale=0.2)  # (batch, seq_k, d_k)
+    queries = -2.0 * direction + randn(2, 4, 8, scale=0.2)
+    queries = queries * (16 * math.sqrt(8) / (2 * direction.dot(direction)))
+    cases.insert(
+        3,
+        Case(
+            (queries, keys, randn(2, 6, 3)),
+            {"mask": padding},
+            label="every score far below 0 (about -16), padding mask (2, 1, 6)",
+        ),
+    )
+    return cases
+
+
+def _gradient_verdict(submission: Any) -> str | None:
+    """GRADIENT_HINT when no gradient reaches query, key or value through ``submission``."""
+    generator = torch.Generator().manual_seed(21)
+    query, key, value = (
+        torch.randn(2, s, d, generator=generator) for s, d in ((4, 8), (6, 8), (6, 3))
+    )
+    upstream = torch.randn(2, 4, 3, generator=generator)  # d loss / d output
+    mask = attention.padding_mask(torch.tensor([6, 3]), 6)[:, None, :]
+
+    def gradients(function):
+        def through(query, key, value, mask=None):
+            leaves = (query.requires_grad_(), key.requires_grad_(), value.requires_grad_())
+            # Grad on, whatever an earlier call (or this one, afterwards) switched off.
+            with torch.enable_grad():
+                output = function(*leaves, mask)[0]
+            if not output.requires_grad:
+                return (None, None, None)
+            with torch.enable_grad():
+                loss = (output * upstream).sum()
+            return torch.autograd.grad(loss, leaves, allow_unused=True)
+
+        return through
+
+    args = (query, key, value, mask)
+    name = attention.scaled_dot_product_attention.__name__
+    found = call_learner(
+        gradients(submission), name, args, signature_of=attention.scaled_dot_product_attention
+    )
+    expected = gradients(attention.scaled_dot_product_attention)(*(a.clone() for a in args))
+    names = ("query", "key", "value")
+    if any(g is None for g in found):
+        return f"{GRADIENT_HINT} (test case: gradients of a masked 3-D call)"
+    for grad, wanted, argument in zip(found, expected, names, strict=True):
+        if not torch.allclose(grad, wanted, atol=1e-5, rtol=1e-4):
+            gap = (grad - wanted).abs().max().item()
+            return (
+                f"your outputs are right but the gradient reaching {argument} is not (largest "
+                f"gap {gap:.3g}); compute the output from the weights with ordinary tensor "
+                "operations, so autograd can follow it."
+            )
+    return None
 
 
 def _flawed_causal(kind):
@@ -335,15 +426,24 @@ def _padding_cases(gen: torch.Generator) -> list[Case]:
     ]
 
 
+_ATTENTION_VALUES = function_exercise(
+    "2.1",
+    attention.scaled_dot_product_attention,
+    _attention_cases,
+    names=("output", "weights"),
+    mistakes=ATTENTION_MISTAKES,
+    success="matches the reference with and without masks, for 2-D to 4-D inputs, "
+    "and gradients flow through it.",
+)
+
+
+def _attention_verdict(submission: Any) -> str | None:
+    # Values first; then the gradients, since lesson 06 trains W_Q and W_K through it.
+    return _ATTENTION_VALUES.verdict(submission) or _gradient_verdict(submission)
+
+
 EXERCISES = (
-    function_exercise(
-        "2.1",
-        attention.scaled_dot_product_attention,
-        _attention_cases,
-        names=("output", "weights"),
-        mistakes=ATTENTION_MISTAKES,
-        success="matches the reference with and without masks, for 2-D to 4-D inputs.",
-    ),
+    dataclasses.replace(_ATTENTION_VALUES, verdict=_attention_verdict),
     function_exercise(
         "2.2",
         attention.causal_mask,

@@ -17,6 +17,10 @@ def _dot(a, b):
     return (a * b).sum(dim=-1)
 
 
+ONE_LENGTH_HINT = (
+    "you divided by the length of one vector only; cosine similarity divides by both lengths."
+)
+
 COSINE_MISTAKES = (
     flawed_mistake(
         "dot product",
@@ -24,11 +28,8 @@ COSINE_MISTAKES = (
         "a.norm(dim=-1) * b.norm(dim=-1).",
         lambda a, b: _dot(a, b),
     ),
-    flawed_mistake(
-        "one length",
-        "you divided by the length of one vector only; cosine similarity divides by both lengths.",
-        lambda a, b: _dot(a, b) / a.norm(dim=-1),
-    ),
+    flawed_mistake("length of a only", ONE_LENGTH_HINT, lambda a, b: _dot(a, b) / a.norm(dim=-1)),
+    flawed_mistake("length of b only", ONE_LENGTH_HINT, lambda a, b: _dot(a, b) / b.norm(dim=-1)),
     flawed_mistake(
         "squared lengths",
         "you divided by the squared lengths; a vector's length is the square root of "
@@ -88,8 +89,8 @@ def _ranked(scores, k, largest=True):
 NEIGHBOUR_MISTAKES = (
     flawed_mistake(
         "ranked by dot product",
-        "you ranked by the raw dot product, which favours long vectors (frequent words); "
-        "rank by cosine similarity, which only looks at directions.",
+        "you ranked by the raw dot product, which favours long vectors; rank by cosine "
+        "similarity, which only looks at directions.",
         lambda query, embeddings_, k=5: _ranked(embeddings_ @ query, k),
         fields=(1,),
     ),
@@ -251,6 +252,19 @@ SOFTMAX_MISTAKES = (
         lambda x, dim=-1: _naive_softmax(x - x.min(dim=dim, keepdim=True).values, dim),
     ),
     flawed_mistake(
+        "mean subtracted",
+        "you subtracted the mean, so the largest score still overflows when the scores are "
+        "far apart; subtract each slice's maximum.",
+        lambda x, dim=-1: _naive_softmax(x - x.mean(dim=dim, keepdim=True), dim),
+    ),
+    flawed_mistake(
+        "maximum without .values",
+        "x.max(dim=...) returns (values, indices); use .values: "
+        "x - x.max(dim=dim, keepdim=True).values.",
+        # crashes (a tensor minus a pair) and is recognised by that crash
+        lambda x, dim=-1: _naive_softmax(x - x.max(dim=dim, keepdim=True), dim),
+    ),
+    flawed_mistake(
         "log-probabilities",
         "you returned log-probabilities (log-softmax); return the probabilities themselves.",
         lambda x, dim=-1: torch.log_softmax(x, dim=dim),
@@ -259,17 +273,19 @@ SOFTMAX_MISTAKES = (
 
 
 def _softmax_cases(gen: torch.Generator) -> list[Case]:
+    # The far-apart row comes before the masked score: subtracting the minimum or the mean
+    # turns [0., -inf, 1.] into all NaN alike, while [-500., 500., 0.] tells them apart.
     return [
         Case((torch.tensor([1.0, 2.0, 3.0]),), label="[1., 2., 3.]"),
         Case(
             (torch.tensor([[1000.0, 1001.0, 999.0], [0.0, 1.0, 2.0]]),),
             label="large scores [[1000., 1001., 999.], [0., 1., 2.]]",
         ),
-        Case((torch.tensor([0.0, float("-inf"), 1.0]),), label="a masked score, [0., -inf, 1.]"),
         Case(
             (torch.tensor([[-1000.0, -1001.0, -999.0], [3.0, 1.0, 2.0], [-500.0, 500.0, 0.0]]),),
             label="rows of large negative scores and of scores far apart, shape (3, 3)",
         ),
+        Case((torch.tensor([0.0, float("-inf"), 1.0]),), label="a masked score, [0., -inf, 1.]"),
         Case(
             (torch.randn(2, 3, 4, generator=gen) * 5,), {"dim": 1}, label="shape (2, 3, 4), dim=1"
         ),

@@ -8,14 +8,19 @@ Construction happens inside ``torch.random.fork_rng``, so the learner's global R
 left exactly as it was.
 
 A case runs in evaluation mode, or in training mode (``ModuleCase.train``), where every
-``nn.Dropout`` is replaced by a :class:`SeededDropout` whose mask depends on the module's
-name, so the learner's ``dropout1`` and the reference's drop the same entries; the
+``nn.Dropout`` is replaced by a :class:`SeededDropout`. The mask of the n-th dropout
+called in a forward pass depends only on n and the input's shape, whatever the module is
+called: in a correct module the order of the dropouts is fixed by what each one reads (in
+an encoder block: attention weights, attention output, feed-forward hidden layer,
+feed-forward output), so the learner's ``self.drop`` and the reference's ``self.dropout``
+drop the same entries, and so does one ``nn.Dropout`` used for both sublayers. The
 learner's own ``p`` is kept, so a hard-coded rate shows.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import zlib
 from collections.abc import Callable, Sequence
@@ -41,6 +46,7 @@ from course_utils.checking import (
 )
 
 __all__ = [
+    "CallOrder",
     "ModuleCase",
     "SeededDropout",
     "build_quietly",
@@ -63,22 +69,43 @@ class ModuleCase:
     train: bool = False
 
 
+class CallOrder:
+    """Counts the masks the dropouts of one module have drawn since its forward pass began."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def reset(self, *_: Any) -> None:
+        """Start counting again (a forward pre-hook: called with the module and its inputs)."""
+        self.count = 0
+
+    def next(self) -> int:
+        """The number of masks drawn before this one."""
+        self.count += 1
+        return self.count - 1
+
+
 class SeededDropout(nn.Dropout):
     """Dropout whose mask depends only on ``seed`` and the input's shape: repeatable in checks.
 
-    It never draws from the global random generator, so the learner's module and the
-    reference drop exactly the same entries, and the learner's RNG is left untouched.
+    With an ``order`` shared by a module's dropouts, the mask depends on ``seed`` plus the
+    number of masks drawn before it in the same forward pass instead, so it no longer
+    matters which dropout module draws it. It never draws from the global random generator,
+    so the learner's module and the reference drop exactly the same entries, and the
+    learner's RNG is left untouched.
     """
 
-    def __init__(self, p: float, seed: int):
+    def __init__(self, p: float, seed: int, order: CallOrder | None = None):
         super().__init__(p)
         self.seed = seed
+        self.order = order
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Zero a seeded selection of entries and rescale the rest by 1 / (1 - p) in training."""
         if not self.training or self.p == 0:
-            return x
-        generator = torch.Generator().manual_seed(self.seed)
+            return x  # no mask drawn, so it takes no place in the order either
+        seed = self.seed if self.order is None else self.seed + self.order.next()
+        generator = torch.Generator().manual_seed(seed)
         keep = torch.rand(x.shape, generator=generator) >= self.p
         return x * keep.to(x.device) / (1 - self.p)
 
@@ -123,13 +150,24 @@ def _describe_init(name: str, case: ModuleCase) -> str:
     return f"{name}({', '.join(parts)})"
 
 
-def seed_dropouts(module: nn.Module) -> nn.Module:
-    """Replace each ``nn.Dropout`` by a :class:`SeededDropout` seeded by its name, keeping p."""
+_ORDER_SEED = zlib.crc32(b"dropout in call order")
+
+
+def seed_dropouts(module: nn.Module, *, by_order: bool = False) -> nn.Module:
+    """Replace each ``nn.Dropout`` by a :class:`SeededDropout`, keeping p.
+
+    Each is seeded by its name, or with ``by_order`` by its place among the masks drawn in
+    one call of ``module`` (a forward pre-hook on ``module`` restarts the count).
+    """
+    order = CallOrder() if by_order else None
     for name, child in list(module.named_modules()):
         if isinstance(child, nn.Dropout) and not isinstance(child, SeededDropout):
             parent, _, attr = name.rpartition(".")
-            seed = zlib.crc32(name.encode())  # the same name gets the same mask in every module
-            setattr(module.get_submodule(parent), attr, SeededDropout(child.p, seed))
+            # by name, the same name gets the same mask in every module
+            seed = _ORDER_SEED if by_order else zlib.crc32(name.encode())
+            setattr(module.get_submodule(parent), attr, SeededDropout(child.p, seed, order))
+    if order is not None:
+        module.register_forward_pre_hook(order.reset)
     return module
 
 
@@ -159,7 +197,43 @@ def _load_reference_weights(learner: nn.Module, reference: nn.Module, layout: st
 def _prepare(module: nn.Module, weights: nn.Module, case: ModuleCase, layout: str) -> nn.Module:
     """``module`` with ``weights``' values, seeded dropout, in the case's mode."""
     _load_reference_weights(module, weights, layout)
-    return seed_dropouts(module).train(case.train)
+    return seed_dropouts(module, by_order=True).train(case.train)
+
+
+def _signature_verdict(
+    submission: type, reference: type, case: ModuleCase, hints: dict[str, str]
+) -> str | None:
+    """The hint when the learner's class cannot be built with the case's arguments, else None.
+
+    ``hints`` gives the sentence for a missing keyword argument; otherwise the sentence
+    names the argument and the reference's signature.
+    """
+    try:
+        signature = inspect.signature(submission)
+        signature.bind(*case.init_args, **case.init_kwargs)
+    except TypeError:
+        pass
+    except ValueError:  # no signature to read: let the call itself say what is wrong
+        return None
+    else:
+        return None
+    parameters = signature.parameters
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    missing = [k for k in case.init_kwargs if k not in parameters and not open_ended]
+    if missing and missing[0] in hints:
+        return hints[missing[0]]
+    wanted = ", ".join(["self", *_positional(reference)])
+    what = f"takes no {missing[0]} argument" if missing else "takes other arguments"
+    return f"your __init__ {what}: write __init__({wanted}), as the exercise asks."
+
+
+def _positional(cls: type) -> list[str]:
+    """``cls``'s arguments that can be given by position, as ``name`` or ``name=default``."""
+    return [
+        p.name if p.default is p.empty else f"{p.name}={p.default!r}"
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
 
 
 def _dropout_rate_verdict(module: nn.Module, case: ModuleCase) -> str | None:
@@ -221,6 +295,7 @@ def module_exercise(
     names: Sequence[str] = ("output",),
     mistakes: Sequence[Mistake] = (),
     after: Sequence[Callable[[type], str | None]] = (),
+    argument_hints: dict[str, str] | None = None,
     stub: Any = None,
     crash: Any = None,
     seed: int = 0,
@@ -233,8 +308,9 @@ def module_exercise(
     ``layout`` is the sentence that tells which parameters the class must have; ``after``
     holds extra checks run once the values are right (each returns a verdict or None),
     e.g. that invalid arguments are rejected. Before the values, each case checks that
-    the module keeps the dropout rate it was built with, leaves its mode and weights as
-    they were, and gives the same output when called twice.
+    the class accepts the case's arguments (``argument_hints``: the sentence for a missing
+    keyword argument), that the module keeps the dropout rate it was built with, leaves
+    its mode and weights as they were, and gives the same output when called twice.
     """
     name = reference.__name__
     mistakes = tuple(mistakes)
@@ -264,6 +340,9 @@ def module_exercise(
                 weights = randomise_parameters(
                     build_quietly(reference, *case.init_args, **case.init_kwargs), generator
                 )
+                found = _signature_verdict(submission, reference, case, argument_hints or {})
+                if found:
+                    return f"{found} (test case: {case.label})"
                 learner = call_learner(
                     functools.partial(build_quietly, submission),
                     name,

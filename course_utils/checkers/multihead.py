@@ -184,32 +184,30 @@ class _FlawedMultiHeadAttention(nn.Module):
 
     split, merge, use_out_proj, scale_by, cross, use_mask = "ok", "ok", True, "d_head", True, True
     value_default, invert_mask, average_weights, kv_proj = "key", False, False, "own"
+    dropout_on, return_dropped = "weights", False
 
-    def __init__(self, d_model: int, num_heads: int):
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0):
         super().__init__()
         self.num_heads, self.d_head = num_heads, d_model // num_heads
         self.q_proj = nn.Linear(d_model, d_model)
         self.k_proj = nn.Linear(d_model, d_model)
         self.v_proj = nn.Linear(d_model, d_model)
         self.out_proj = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
 
     def _split(self, x):
         if self.split == "straight":
             return _split_straight(x, self.num_heads)
         return attention.split_heads(x, self.num_heads)
 
+    def _drop(self, tensor, place):
+        return self.dropout(tensor) if self.dropout_on == place else tensor
+
     def forward(self, query, key=None, value=None, mask=None):
         if key is None or not self.cross:
             key = value = query
         if value is None:
             value = key if self.value_default == "key" else query
-        if self.value_default == "query, lesson 02's function":
-            heads, weights = attention.scaled_dot_product_attention(
-                *(self._split(p(t)) for p, t in ((self.q_proj, query), (self.k_proj, key))),
-                self._split(self.v_proj(value)),
-                mask,
-            )
-            return self.out_proj(attention.merge_heads(heads)), weights
         k_proj, v_proj = {
             "own": (self.k_proj, self.v_proj),
             "q_proj": (self.q_proj, self.q_proj),
@@ -218,21 +216,33 @@ class _FlawedMultiHeadAttention(nn.Module):
         q, k, v = (
             self._split(p(t)) for p, t in ((self.q_proj, query), (k_proj, key), (v_proj, value))
         )
-        d_k = {
-            "d_head": self.d_head,
-            "d_model": self.num_heads * self.d_head,
-            "rounded": math.isqrt(self.d_head) ** 2,
-        }[self.scale_by]
-        scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)
-        if mask is not None and self.use_mask:
-            scores = scores.masked_fill(mask if self.invert_mask else ~mask, float("-inf"))
-        weights = torch.softmax(scores, dim=-1)
-        heads = weights @ v
+        if self.value_default == "query, lesson 02's function":
+            _, weights = attention.scaled_dot_product_attention(q, k, v, mask)
+        else:
+            d_k = {
+                "d_head": self.d_head,
+                "d_model": self.num_heads * self.d_head,
+                "rounded": math.isqrt(self.d_head) ** 2,
+            }[self.scale_by]
+            scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)
+            if mask is not None and self.use_mask:
+                scores = scores.masked_fill(mask if self.invert_mask else ~mask, float("-inf"))
+            weights = torch.softmax(scores, dim=-1)
+        dropped = self._drop(weights, "weights")
+        heads = dropped @ self._drop(v, "values")
         merged = (
             _merge_straight(heads) if self.merge == "straight" else attention.merge_heads(heads)
         )
-        output = self.out_proj(merged) if self.use_out_proj else merged
+        output = self._drop(self.out_proj(merged) if self.use_out_proj else merged, "output")
+        weights = dropped if self.return_dropped else weights
         return output, (weights.mean(dim=1) if self.average_weights else weights)
+
+
+class _WithoutDropoutArgument(_FlawedMultiHeadAttention):
+    """Right in evaluation mode, but it cannot be built with a dropout rate."""
+
+    def __init__(self, d_model: int, num_heads: int):
+        super().__init__(d_model, num_heads)
 
 
 _mha_mistake = functools.partial(flawed_mistake, flawed=_FlawedMultiHeadAttention)
@@ -240,6 +250,12 @@ _mha_mistake = functools.partial(flawed_mistake, flawed=_FlawedMultiHeadAttentio
 DIVIDE_HINT = (
     "num_heads must divide d_model: MultiHeadAttention(10, 3) should raise a ValueError "
     "naming both numbers, not quietly build heads of 10 // 3 = 3 features."
+)
+
+NO_DROPOUT_ARGUMENT_HINT = (
+    "your __init__ takes no dropout argument: write __init__(self, d_model, num_heads, "
+    "dropout=0.0) and build self.dropout = nn.Dropout(dropout), since lesson 04 builds its "
+    "attention with a dropout rate."
 )
 
 VALUE_DEFAULT_HINT = (
@@ -252,6 +268,16 @@ MHA_MISTAKES = (
         "merged without moving the head axis",
         "your heads are merged by a reshape straight from (batch, num_heads, seq_q, d_head); "
         "transpose to (batch, seq_q, num_heads, d_head) first (merge_heads does this).",
+        merge="straight",
+    ),
+    _mha_mistake(
+        "split and merged straight",
+        "your heads are split by a reshape straight to (batch, num_heads, seq, d_head) and "
+        "merged by a reshape straight back; the two scrambles do not cancel, because "
+        "attention mixes the scrambled rows: split with reshape to (batch, seq, num_heads, "
+        "d_head), then transpose(1, 2) (split_heads); merge with transpose(1, 2), then "
+        "reshape (merge_heads).",
+        split="straight",
         merge="straight",
     ),
     _mha_mistake(
@@ -324,6 +350,33 @@ MHA_MISTAKES = (
         "you projected the values with k_proj; use v_proj(value).",
         kv_proj="k_proj",
     ),
+    _mha_mistake(
+        "no dropout",
+        "in training mode your attention never drops anything: build self.dropout = "
+        "nn.Dropout(dropout) and mix the values with the dropped weights, "
+        "heads = self.dropout(weights) @ v.",
+        dropout_on="nothing",
+    ),
+    _mha_mistake(
+        "dropout on the output",
+        "you dropped the layer's output; this dropout goes on the attention weights, before "
+        "they mix the values: heads = self.dropout(weights) @ v (the block of lesson 04 "
+        "drops the output).",
+        dropout_on="output",
+    ),
+    _mha_mistake(
+        "dropout on the values",
+        "you dropped the values; this dropout goes on the attention weights, before they mix "
+        "the values: heads = self.dropout(weights) @ v.",
+        dropout_on="values",
+    ),
+    _mha_mistake(
+        "weights returned after dropout",
+        "return the weights as the softmax gave them, before dropout (each row sums to 1); "
+        "only the mixing uses the dropped ones: heads = self.dropout(weights) @ v.",
+        return_dropped=True,
+    ),
+    Mistake("no dropout argument", NO_DROPOUT_ARGUMENT_HINT, _WithoutDropoutArgument),
     _mha_mistake("heads that don't divide d_model", DIVIDE_HINT),
 )
 
@@ -382,11 +435,19 @@ def _mha_cases(gen: torch.Generator) -> list[ModuleCase]:
             {"mask": attention.padding_mask(torch.tensor([4, 2]), 4).flip(-1)[:, None, None, :]},
             label="left padding, mask (2, 1, 1, 4), d_head=8",
         ),
+        ModuleCase(
+            (12, 3),
+            (randn(2, 5, 12),),
+            {"mask": attention.causal_mask(5)},
+            label="training mode, dropout=0.3, causal mask",
+            init_kwargs={"dropout": 0.3},
+            train=True,
+        ),
     ]
 
 
 class _Stub(nn.Module):
-    def __init__(self, d_model, num_heads):
+    def __init__(self, d_model, num_heads, dropout=0.0):
         super().__init__()
         raise NotImplementedError("Exercise not done yet: replace this line with your code.")
 
@@ -423,10 +484,11 @@ EXERCISES: tuple[Exercise, ...] = (
         layout="build q_proj, k_proj, v_proj and out_proj, each nn.Linear(d_model, d_model).",
         mistakes=MHA_MISTAKES,
         after=(_rejects_bad_heads,),
+        argument_hints={"dropout": NO_DROPOUT_ARGUMENT_HINT},
         stub=_Stub,
         crash=_Crash,
         success="matches the reference for self- and cross-attention, with causal and padding "
-        "masks.",
+        "masks, and drops attention weights in training.",
     ),
 )
 

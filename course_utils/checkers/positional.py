@@ -29,9 +29,13 @@ def _flawed_table(
         torch.zeros(max_len, d_model)[:, 1::2] = torch.zeros(max_len, (d_model + 1) // 2)
     position = torch.arange(first_position, first_position + max_len, dtype=torch.float64)[:, None]
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)
-    sin_exponent = {"2i": two_i, "i": two_i / 2, "column": two_i, "floor": two_i // d_model}[
-        exponent
-    ]
+    sin_exponent = {
+        "2i": two_i,
+        "i": two_i / 2,
+        "column": two_i,
+        "floor": two_i // d_model,
+        "doubled": 2 * two_i,
+    }[exponent]
     cos_exponent = two_i + 1 if exponent == "column" else sin_exponent
     if multiply:  # angles up to 10^5: float32, as learners compute them, rounds them differently
         position, sin_exponent = position.float(), sin_exponent.float()
@@ -63,6 +67,12 @@ TABLE_MISTAKES = (
         "your frequencies use i / d_model where the formula has 2i / d_model: with the pair "
         "index i, the exponent is 2 * i / d_model (or the even column index itself / d_model).",
         exponent="i",
+    ),
+    _table_mistake(
+        "2i doubled again",
+        "your i already steps by 2 (0, 2, 4, ...: it is the even column's index, the 2i of "
+        "the formula); don't double it again: the exponent is i / d_model for that i.",
+        exponent="doubled",
     ),
     _table_mistake(
         "odd columns with their own exponent",
