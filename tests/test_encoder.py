@@ -491,10 +491,12 @@ def _drop_sum(self, x, mask):
     return self.norm2(self.dropout2(x + self.feed_forward(x)))
 
 
-def _one_dropout(which):
+def _dropouts(first, second):
+    """The right block, dropping the attention output with ``first``, the feed-forward's with
+    ``second`` (names of dropout modules; None: not dropped)."""
+
     def forward(self, x, mask):
-        d1 = self.dropout1 if which == 1 else nn.Identity()
-        d2 = self.dropout2 if which == 2 else nn.Identity()
+        d1, d2 = (getattr(self, name) if name else nn.Identity() for name in (first, second))
         if self.norm_first:
             x = x + d1(self.attend(self.norm1(x), mask))
             return x + d2(self.feed_forward(self.norm2(x)))
@@ -542,8 +544,12 @@ BLOCK_WRONG = {
     "original input": _block_variant("ff reads input", _ff_reads_input),
     "adds the normalised x": _block_variant("residual from normed", _residual_from_normed),
     "also drops the residual": _block_variant("dropout on the sum", _drop_sum),
-    "feed-forward sublayer is never dropped": _block_variant("dropout1 only", _one_dropout(1)),
-    "attention sublayer is never dropped": _block_variant("dropout2 only", _one_dropout(2)),
+    "feed-forward sublayer is never dropped": _block_variant(
+        "dropout1 only", _dropouts("dropout1", None)
+    ),
+    "attention sublayer is never dropped": _block_variant(
+        "dropout2 only", _dropouts(None, "dropout2")
+    ),
     "ignores mask": _block_variant("mask ignored", _with_mask(lambda mask: None)),
     "inverted the mask": _block_variant(
         "mask inverted", _with_mask(lambda m: None if m is None else ~m)
@@ -577,21 +583,6 @@ def _sublayer_helper(self, x, mask):
 
     x = sublayer(x, self.norm1, self.dropout1, lambda h: self.attend(h, mask))
     return sublayer(x, self.norm2, self.dropout2, self.feed_forward)
-
-
-def _dropouts(first, second):
-    """The right block, dropping the attention output with ``first``, the feed-forward's with
-    ``second`` (names of dropout modules)."""
-
-    def forward(self, x, mask):
-        d1, d2 = getattr(self, first), getattr(self, second)
-        if self.norm_first:
-            x = x + d1(self.attend(self.norm1(x), mask))
-            return x + d2(self.feed_forward(self.norm2(x)))
-        x = self.norm1(x + d1(self.attend(x, mask)))
-        return self.norm2(x + d2(self.feed_forward(x)))
-
-    return forward
 
 
 BLOCK_VALID = [
