@@ -11,14 +11,18 @@ from __future__ import annotations
 import inspect
 import math
 import time
+import weakref
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 __all__ = [
     "MultiHeadAttention",
+    "TensorMemory",
     "attend",
     "causal_mask",
     "load_from_torch",
@@ -95,6 +99,53 @@ def padding_mask(lengths: torch.Tensor, seq: int) -> torch.Tensor:
     return positions[None, :] < lengths[:, None]  # (batch, seq)
 
 
+class TensorMemory(TorchDispatchMode):
+    """Measures the memory of the tensors PyTorch allocates while it is active.
+
+    ``with TensorMemory() as memory: ...``, then ``memory.peak`` is the largest number of
+    bytes held at once by tensors created inside the block, and ``memory.live`` those still
+    held. Every operation passes through it: a result with new storage adds its bytes, and
+    they are given back when the last tensor using that storage is deleted. Views and
+    in-place results reuse their input's storage, so they add nothing. It counts tensors
+    only, not the allocator's own overhead, on any device.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._storages: dict[int, list[int]] = {}  # data pointer -> [bytes, tensors using it]
+
+    def _release(self, pointer: int) -> None:
+        entry = self._storages.get(pointer)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.live -= entry[0]
+            del self._storages[pointer]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None) -> Any:
+        tensors_in = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        inputs = {t.untyped_storage().data_ptr() for t in tensors_in}
+        result = func(*args, **(kwargs or {}))
+        for tensor in tree_flatten(result)[0]:
+            if not isinstance(tensor, torch.Tensor):
+                continue
+            storage = tensor.untyped_storage()
+            pointer = storage.data_ptr()
+            if pointer in self._storages:  # a view of a tensor created here
+                self._storages[pointer][1] += 1
+            elif pointer in inputs or storage.nbytes() == 0:  # a view, or in place
+                continue
+            else:
+                self._storages[pointer] = [storage.nbytes(), 1]
+                self.live += storage.nbytes()
+                self.peak = max(self.peak, self.live)
+            weakref.finalize(tensor, self._release, pointer)
+        return result
+
+
 def measure_attention_cost(
     seq_lengths: list[int],
     d_k: int = 64,
@@ -104,13 +155,15 @@ def measure_attention_cost(
     threads: int = 1,
     device: torch.device | str = "cpu",
 ) -> list[dict]:
-    """Time one self-attention call for each length; compute the size of its score matrices.
+    """Time one self-attention call for each length, and measure its memory.
 
     Returns one dict per length: ``seq``; ``seconds``, the fastest of ``repeats`` calls on a
     ``(batch, seq, d_k)`` input after one warm-up call, with ``threads`` CPU threads (on a
     CPU this is the thread's CPU time, which leaves out moments when other programs hold
-    the processor; on a GPU it is wall-clock time); and ``megabytes``, the bytes of the
-    ``(batch, seq, seq)`` scores and weights, computed from their number of elements.
+    the processor; on a GPU it is wall-clock time); ``peak_megabytes``, the most memory
+    its tensors held at once during one more call (measured by :class:`TensorMemory`);
+    and ``megabytes``, the bytes of the ``(batch, seq, seq)`` scores and weights, computed
+    from their number of elements.
     """
     device = torch.device(device)
     on_gpu = device.type == "cuda"
@@ -132,9 +185,19 @@ def measure_attention_cost(
                 if on_gpu:
                     torch.cuda.synchronize()
                 timings.append(clock() - start)
+            del weights
+            with TensorMemory() as memory:  # one more call, untimed: the mode slows it down
+                scaled_dot_product_attention(x, x, x)
             # The scores and the weights are both (batch, seq, seq): what grows with seq².
-            matrix_bytes = 2 * weights.numel() * weights.element_size()
-            results.append({"seq": seq, "seconds": min(timings), "megabytes": matrix_bytes / 1e6})
+            matrix_bytes = 2 * batch * seq * seq * x.element_size()
+            results.append(
+                {
+                    "seq": seq,
+                    "seconds": min(timings),
+                    "peak_megabytes": memory.peak / 1e6,
+                    "megabytes": matrix_bytes / 1e6,
+                }
+            )
     finally:
         torch.set_num_threads(previous_threads)
     return results

@@ -115,19 +115,25 @@ def saturation_curves(
 
 
 def cost_curves(
-    seq_lengths: Values, seconds: Values, megabytes: Values, *, axes: AxesPair | None = None
+    seq_lengths: Values,
+    seconds: Values,
+    megabytes: Values,
+    *,
+    computed_megabytes: Values | None = None,
+    axes: AxesPair | None = None,
 ) -> AxesPair:
     """Plot attention's time and memory against sequence length (log-log, slope-2 guide).
 
-    Each legend gives the slope fitted to the points (2 means cost ∝ seq²); ``megabytes``
-    is labelled as computed, since it comes from the matrices' number of elements.
+    Each legend gives the slope fitted to the points (2 means cost ∝ seq²). ``megabytes``
+    is the measured peak memory; ``computed_megabytes``, when given, is drawn beside it as
+    a dotted line (the size of the scores and weights, from their number of elements).
     """
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     seq = np.asarray(seq_lengths, dtype=float)
     panels = (
         (np.asarray(seconds, dtype=float) * 1000.0, "time per call (ms, measured)"),
-        (np.asarray(megabytes, dtype=float), "scores + weights (MB, computed)"),
+        (np.asarray(megabytes, dtype=float), "peak memory of one call (MB, measured)"),
     )
     powers_of_two = [s for s in seq if s.is_integer() and int(s) & (int(s) - 1) == 0]
     ticks = powers_of_two if len(powers_of_two) >= 2 else list(seq)
@@ -136,6 +142,9 @@ def cost_curves(
         ax.loglog(seq, values, "o-", label=f"fitted slope {slope:.2f}")
         guide = values[-1] * (seq / seq[-1]) ** 2  # a line of slope 2 through the last point
         ax.loglog(seq, guide, "--", color="gray", label="∝ seq² (slope 2)")
+        if computed_megabytes is not None and ax is axes[1]:
+            computed = np.asarray(computed_megabytes, dtype=float)
+            ax.loglog(seq, computed, ":", color="black", label="scores + weights (computed)")
         ax.set_xticks(ticks, [f"{int(t):,}" for t in ticks])
         ax.xaxis.set_minor_locator(NullLocator())  # no crowded 3×10², 4×10², ... labels
         ax.set_xlabel("sequence length")

@@ -386,28 +386,40 @@ plt.show()
 # first, keeps the fastest of 20 calls, uses one thread, and counts only the processor
 # time of that thread, not the moments when other programs have the processor.
 #
-# The memory is not measured but computed: scores and weights are two `(seq, seq)`
-# matrices of 4-byte floats, `2 * weights.numel() * 4` bytes.
+# The memory is measured too. During one more call, `TensorMemory` (in
+# `course_utils.attention`) watches every tensor PyTorch creates and keeps the largest
+# number of bytes they hold at once: the call's peak memory. The dotted line beside it
+# is computed: scores and weights, two `(seq, seq)` matrices of 4-byte floats,
+# `2 * seq * seq * 4` bytes.
 
 # %%
 lengths = [256, 362, 512, 724, 1024, 1448, 2048]  # each √2 times the previous
 cost = reference.measure_attention_cost(lengths, d_k=64, device="cpu")
 for row in cost:
-    print(f"seq {row['seq']:5d}: {1000 * row['seconds']:7.2f} ms  {row['megabytes']:6.1f} MB")
-cost_curves(lengths, [r["seconds"] for r in cost], [r["megabytes"] for r in cost])
+    print(
+        f"seq {row['seq']:5d}: {1000 * row['seconds']:7.2f} ms, peak {row['peak_megabytes']:5.1f} MB"
+        f" (scores + weights: {row['megabytes']:5.1f} MB)"
+    )
+cost_curves(
+    lengths,
+    [r["seconds"] for r in cost],
+    [r["peak_megabytes"] for r in cost],
+    computed_megabytes=[r["megabytes"] for r in cost],
+)
 plt.show()
 
 # %% [markdown]
 # On log–log axes a power law $c \cdot seq^k$ is a straight line of slope $k$. The fitted
-# slopes in the legends are close to 2: time and memory grow like seq². (Memory is
-# exactly quadratic by construction. The measured time wobbles a little, most likely
-# because of the processor's caches: a 256 × 256 matrix of floats, 256 KiB, fits in them,
-# a 2,048 × 2,048 one, 16 MiB (16.8 MB), mostly does not.) At 2,048 tokens one head of
-# one sentence already holds 33.6 MB of scores and weights, and training keeps such a
-# weight matrix for every head, layer and sentence of the batch until the backward pass.
-# That is why long-context models use fused kernels such as FlashAttention, which never
-# store the full matrix (memory grows linearly, the arithmetic is still quadratic), or
-# restrict which pairs may attend at all.
+# slopes in the legends are close to 2: time and memory grow like seq². The measured
+# peak is the two matrices plus the small `(seq, 64)` output: the scores are still alive
+# while the softmax turns them into the weights. (The measured time wobbles a little,
+# most likely because of the processor's caches: a 256 × 256 matrix of floats, 256 KiB,
+# fits in them, a 2,048 × 2,048 one, 16 MiB (16.8 MB), mostly does not.) At 2,048 tokens
+# one head of one sentence already holds 33.6 MB of scores and weights, and training
+# keeps such a weight matrix for every head, layer and sentence of the batch until the
+# backward pass. That is why long-context models use fused kernels such as
+# FlashAttention, which never store the full matrix (memory grows linearly, the
+# arithmetic is still quadratic), or restrict which pairs may attend at all.
 
 # %% [markdown]
 # ## Summary
