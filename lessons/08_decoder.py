@@ -539,6 +539,6 @@ print(
 # %% [markdown]
 # Training runs for a fixed time, so a faster or less busy computer takes more steps and
 # gets further. Over the builds of this notebook on a 2-core CPU without a GPU, at
-# different loads, the same 150 seconds bought 405 to 2,238 steps and held-out losses from
-# 4.82 down to 4.44. The cache made a token at the longest lengths 5 to 10 times faster in
+# different loads, the same 150 seconds bought 405 to 2,241 steps and held-out losses from
+# 4.82 down to 4.44. The cache made a token at the longest lengths 4 to 10 times faster in
 # every build.
