@@ -6,6 +6,7 @@ import math
 
 import torch
 from catalogue import Catalogue, catalogue_tests
+from torch import nn
 
 from course_utils.classifier import masked_mean_pool
 
@@ -36,6 +37,14 @@ def pool_loop(hidden, mask):
 def pool_einsum(hidden, mask):
     m = mask.float()
     return torch.einsum("bsd,bs->bd", hidden, m) / m.sum(-1, keepdim=True)
+
+
+@valid("6.1")
+def pool_count_under_no_grad(hidden, mask):
+    # No gradient is needed through the count: the gradient still reaches hidden.
+    with torch.no_grad():
+        count = mask.sum(dim=1, keepdim=True).float()
+    return (hidden * mask.unsqueeze(-1)).sum(dim=1) / count
 
 
 @wrong("6.1", "padding included")
@@ -101,6 +110,50 @@ def pool_masked_fill_in_place(hidden, mask):
 @wrong("6.1", "")
 def pool_first_token(hidden, mask):
     return hidden[:, 0]
+
+
+@wrong("6.1", "cut the gradient (detach / no_grad)")
+def pool_detached(hidden, mask):
+    weights = mask.unsqueeze(-1).float()
+    pooled = (hidden * weights).sum(1) / weights.sum(1)
+    return pooled.detach()
+
+
+@wrong("6.1", "cut the gradient (detach / no_grad)")
+def pool_under_no_grad(hidden, mask):
+    with torch.no_grad():
+        weights = mask.unsqueeze(-1).float()
+        return (hidden * weights).sum(1) / weights.sum(1)
+
+
+@wrong("6.1", "cut the gradient (detach / no_grad)")
+def pool_of_detached_hidden(hidden, mask):
+    hidden = hidden.detach()
+    return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+
+
+@wrong("6.1", "return the same dtype as hidden (float32)")
+def pool_double(hidden, mask):
+    weights = mask.unsqueeze(-1).double()
+    return (hidden * weights).sum(1) / weights.sum(1)
+
+
+@wrong("6.1", "give it a last axis: mask.unsqueeze(-1)")
+def pool_mask_not_unsqueezed(hidden, mask):
+    m = mask.float()
+    return (hidden * m).sum(dim=1) / m.sum(dim=1, keepdim=True)
+
+
+@wrong("6.1", "give it a last axis: mask.unsqueeze(-1)")
+def pool_mask_on_the_wrong_axis(hidden, mask):
+    m = mask.unsqueeze(1).float()
+    return (hidden * m).sum(dim=1) / mask.sum(dim=1, keepdim=True)
+
+
+@wrong("6.1", "give it a last axis: mask.unsqueeze(-1)")
+def pool_masked_fill_without_axis(hidden, mask):
+    total = hidden.masked_fill(~mask, 0.0).sum(1)
+    return total / mask.sum(1, keepdim=True)
 
 
 # 6.2 the classifier's forward pass ---------------------------------------------------------
@@ -257,6 +310,42 @@ def forward_scales_embedding_table(model, input_ids):
     keep = input_ids != model.pad_id
     x = model.dropout(model.positional(model.embedding(input_ids)))
     x = model.encoder(x, mask=keep[:, None, None, :])
+    pooled = x[:, 0] if model.pooling == "cls" else masked_mean_pool(x, keep)
+    return model.head(model.dropout(pooled))
+
+
+@wrong("6.2", "nn.CrossEntropyLoss applies the softmax itself")
+def forward_softmax(model, input_ids):
+    return torch.softmax(forward_textbook(model, input_ids), dim=-1)
+
+
+@wrong("6.2", "nn.CrossEntropyLoss applies the softmax itself")
+def forward_log_probabilities(model, input_ids):
+    return nn.functional.log_softmax(forward_textbook(model, input_ids), dim=1)
+
+
+@wrong("6.2", "use masked_mean_pool, not x[:, 0]")
+def forward_first_token_always(model, input_ids):
+    keep = input_ids != model.pad_id
+    x = model.embedding(input_ids) * math.sqrt(model.d_model)
+    x = model.dropout(model.positional(x))
+    x = model.encoder(x, mask=keep[:, None, None, :])
+    return model.head(model.dropout(x[:, 0, :]))
+
+
+@wrong("6.2", "your mask hides queries")
+def forward_mask_on_queries(model, input_ids):
+    keep = input_ids != model.pad_id
+    return _forward(model, input_ids, mask=keep.unsqueeze(1).unsqueeze(-1))
+
+
+@wrong("6.2", "call model.encoder(...), which also applies the final layer norm")
+def forward_loops_over_layers(model, input_ids):
+    keep = input_ids != model.pad_id
+    x = model.embedding(input_ids) * math.sqrt(model.d_model)
+    x = model.dropout(model.positional(x))
+    for block in model.encoder.layers:
+        x = block(x, mask=keep[:, None, None, :])
     pooled = x[:, 0] if model.pooling == "cls" else masked_mean_pool(x, keep)
     return model.head(model.dropout(pooled))
 

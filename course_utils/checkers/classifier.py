@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -11,13 +13,28 @@ from torch import nn
 from course_utils import classifier
 from course_utils.attention import padding_mask
 from course_utils.checkers.modules import build_quietly, randomise_parameters, seed_dropouts
-from course_utils.checking import Case, flawed_mistake, function_exercise
+from course_utils.checking import Case, call_learner, flawed_mistake, function_exercise
 
 __all__ = ["EXERCISES"]
 
 
 def _masked_sum(hidden, mask, dim=1):
     return (hidden * mask.unsqueeze(-1).to(hidden.dtype)).sum(dim=dim)
+
+
+POOL_GRADIENT_HINT = (
+    "your pooling cut the gradient (detach / no_grad): fine-tuning trains the encoder through it."
+)
+
+UNSQUEEZE_HINT = (
+    "mask is (batch, seq); to weigh hidden (batch, seq, d_model), give it a last axis: "
+    "mask.unsqueeze(-1)."
+)
+
+
+@torch.no_grad()
+def _pool_without_gradients(hidden, mask):
+    return classifier.masked_mean_pool(hidden, mask)
 
 
 POOL_MISTAKES = (
@@ -74,6 +91,25 @@ POOL_MISTAKES = (
         "the sequence axis, dim=1.",
         lambda h, m: _masked_sum(h, m, dim=0) / m.sum(dim=0).unsqueeze(-1),
     ),
+    # Crash on every case (seq != d_model), recognised by the crash; each operand order
+    # words PyTorch's broadcasting error differently.
+    flawed_mistake(
+        "mask without a last axis",
+        UNSQUEEZE_HINT,
+        lambda h, m: (h * m).sum(dim=1) / m.sum(dim=1, keepdim=True),
+    ),
+    flawed_mistake(
+        "mask without a last axis, mask first",
+        UNSQUEEZE_HINT,
+        lambda h, m: torch.where(m, h, 0.0).sum(dim=1) / m.sum(dim=1, keepdim=True),
+    ),
+    # Right values, but no gradient flows back: recognised by the gradient check.
+    flawed_mistake(
+        "result detached",
+        POOL_GRADIENT_HINT,
+        lambda h, m: classifier.masked_mean_pool(h, m).detach(),
+    ),
+    flawed_mistake("under torch.no_grad()", POOL_GRADIENT_HINT, _pool_without_gradients),
 )
 
 
@@ -99,6 +135,55 @@ def _pool_cases(gen: torch.Generator) -> list[Case]:
     ]
 
 
+def _pool_gradient_verdict(submission: Any) -> str | None:
+    """The dtype and gradient verdict on a pooling whose values are right, or None.
+
+    Fine-tuning trains the encoder through the learner's pooling (``model.pool``), so
+    the gradient reaching ``hidden`` must be the reference's.
+    """
+    generator = torch.Generator().manual_seed(61)
+    hidden = torch.randn(3, 5, 6, generator=generator)
+    mask = padding_mask(torch.tensor([4, 2, 5]), 5)
+    upstream = torch.randn(3, 6, generator=generator)  # d loss / d pooled
+
+    def through(function):
+        def pooled_and_gradient(hidden, mask):
+            hidden.requires_grad_()
+            # Grad on, whatever an earlier call (or this one, afterwards) switched off.
+            with torch.enable_grad():
+                pooled = function(hidden, mask)
+            if not isinstance(pooled, torch.Tensor) or not pooled.requires_grad:
+                return pooled, None
+            with torch.enable_grad():
+                loss = (pooled * upstream).sum()
+            return pooled, torch.autograd.grad(loss, hidden, allow_unused=True)[0]
+
+        return pooled_and_gradient
+
+    name = classifier.masked_mean_pool.__name__
+    label = "(test case: gradients, lengths [4, 2, 5], seq=5)"
+    pooled, found = call_learner(
+        through(submission), name, (hidden, mask), signature_of=classifier.masked_mean_pool
+    )
+    if isinstance(pooled, torch.Tensor) and pooled.dtype != hidden.dtype:
+        dtype = str(pooled.dtype).removeprefix("torch.")
+        return (
+            f"return the same dtype as hidden (float32); yours is {dtype}: turn the mask "
+            f"into numbers with mask.to(hidden.dtype) or mask.float(). {label}"
+        )
+    if found is None:
+        return f"{POOL_GRADIENT_HINT} {label}"
+    _, expected = through(classifier.masked_mean_pool)(hidden.clone(), mask.clone())
+    if not torch.allclose(found, expected, atol=1e-5, rtol=1e-4):
+        gap = (found - expected).abs().max().item()
+        return (
+            f"your pooled values are right but the gradient reaching hidden is not (largest "
+            f"gap {gap:.3g}); compute the mean with ordinary tensor operations, so autograd "
+            f"can follow it. {label}"
+        )
+    return None
+
+
 def _flawed_forward(
     model,
     input_ids,
@@ -109,8 +194,11 @@ def _flawed_forward(
     attention_mask="keep",
     pooling_mask="keep",
     cls_ignored=False,
+    first_token=False,
     dropout="both",
     pad_id=None,
+    blocks_only=False,
+    output="logits",
 ):
     """The classifier's forward pass with one classic mistake switched on."""
     keep = input_ids != (model.pad_id if pad_id is None else pad_id)
@@ -132,16 +220,28 @@ def _flawed_forward(
         "none": None,
         "2-D": keep,
         "3-D": keep[:, None, :],
+        "query axis": keep[:, None, :, None],
     }
-    x = model.encoder(x, mask=masks[attention_mask])
-    if model.pooling == "cls" and not cls_ignored:
+    if blocks_only:  # the blocks without the encoder's final norm
+        for layer in model.encoder.layers:
+            x = layer(x, masks[attention_mask])
+    else:
+        x = model.encoder(x, mask=masks[attention_mask])
+    if first_token or (model.pooling == "cls" and not cls_ignored):
         pooled = x[:, 0]
     elif pooling_mask == "all":
         pooled = x.mean(dim=1)
     else:
         pooled = classifier.masked_mean_pool(x, keep if pooling_mask == "keep" else ~keep)
-    return model.head(drop_pooled(pooled))
+    logits = model.head(drop_pooled(pooled))
+    if output == "softmax":
+        return torch.softmax(logits, dim=-1)
+    if output == "log_softmax":
+        return torch.log_softmax(logits, dim=-1)
+    return logits
 
+
+SOFTMAX_HINT = "return raw logits; nn.CrossEntropyLoss applies the softmax itself."
 
 _forward_mistake = functools.partial(flawed_mistake, flawed=_flawed_forward)
 
@@ -227,6 +327,25 @@ FORWARD_MISTAKES = (
         "(batch, 1, 1, seq), so it lines up with the scores (batch, num_heads, seq, seq).",
         attention_mask="3-D",
     ),
+    _forward_mistake(
+        "mask on the query axis",
+        "your mask hides queries; the key axis is the last one: keep[:, None, None, :].",
+        attention_mask="query axis",
+    ),
+    _forward_mistake(
+        "first token under mean pooling",
+        "with mean pooling use masked_mean_pool, not x[:, 0]: the first token's vector is "
+        'the review\'s only when model.pooling == "cls".',
+        first_token=True,
+    ),
+    _forward_mistake(
+        "blocks without the final norm",
+        "you ran the blocks of model.encoder.layers yourself and skipped the final layer "
+        "norm: call model.encoder(...), which also applies the final layer norm.",
+        blocks_only=True,
+    ),
+    _forward_mistake("softmax on the logits", SOFTMAX_HINT, output="softmax"),
+    _forward_mistake("log_softmax on the logits", SOFTMAX_HINT, output="log_softmax"),
 )
 
 
@@ -288,15 +407,23 @@ def _forward_cases(gen: torch.Generator) -> list[Case]:
     ]
 
 
+_POOL_VALUES = function_exercise(
+    "6.1",
+    classifier.masked_mean_pool,
+    _pool_cases,
+    names=("pooled",),
+    mistakes=POOL_MISTAKES,
+    success="each review's mean over its real tokens, whatever the padding holds.",
+)
+
+
+def _pool_verdict(submission: Any) -> str | None:
+    # Values first; then the dtype and the gradients, since fine-tuning trains through it.
+    return _POOL_VALUES.verdict(submission) or _pool_gradient_verdict(submission)
+
+
 EXERCISES = (
-    function_exercise(
-        "6.1",
-        classifier.masked_mean_pool,
-        _pool_cases,
-        names=("pooled",),
-        mistakes=POOL_MISTAKES,
-        success="each review's mean over its real tokens, whatever the padding holds.",
-    ),
+    dataclasses.replace(_POOL_VALUES, verdict=_pool_verdict),
     function_exercise(
         "6.2",
         classifier.classifier_forward,
