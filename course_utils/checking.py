@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import inspect
 import math
@@ -60,6 +61,7 @@ __all__ = [
     "passed",
     "structure_verdict",
     "value_verdict",
+    "with_gradient_check",
 ]
 
 DEFAULT_ATOL = 1e-5
@@ -830,3 +832,69 @@ def function_exercise(
         )
 
     return Exercise(exercise_id, name, reference, verdict, mistakes, stub, crash, success)
+
+
+def with_gradient_check(
+    exercise: Exercise,
+    make_args: Callable[[], tuple],
+    wrt: dict[int, str],
+    *,
+    hint: str,
+    label: str,
+    values: str,
+    advice: str,
+    output: Callable[[Any], Any] = lambda result: result,
+    check_output: Callable[[torch.Tensor], str | None] | None = None,
+) -> Exercise:
+    """``exercise``, whose check goes on, once the values pass, to the gradients.
+
+    For a part that later lessons train through: on the positional arguments
+    ``make_args()``, the gradients of ``(output(result) * upstream).sum()`` with respect to
+    the arguments ``wrt`` (index -> name) must be the reference's. No gradient at all
+    earns ``hint`` (a ``.detach()`` or ``torch.no_grad()``); another gradient names the
+    argument, the largest gap and ``advice``. ``check_output(output)`` may judge the output
+    first (say, its dtype). ``values`` names what was right; ``label`` the test case.
+    """
+    reference, name = exercise.reference, exercise.reference.__name__
+
+    def through(function: Callable, upstream: torch.Tensor | None) -> Callable:
+        def run(*call_args: Any) -> tuple[Any, tuple | None]:
+            leaves = [a.requires_grad_() if i in wrt else a for i, a in enumerate(call_args)]
+            # Grad on, whatever an earlier call (or this one, afterwards) switched off.
+            with torch.enable_grad():
+                result = output(function(*leaves))
+            if not isinstance(result, torch.Tensor) or not result.requires_grad:
+                return result, None
+            with torch.enable_grad():  # again: the call may have switched it off
+                loss = (result * (1.0 if upstream is None else upstream)).sum()
+            return result, torch.autograd.grad(loss, [leaves[i] for i in wrt], allow_unused=True)
+
+        return run
+
+    def gradients(submission: Any) -> str | None:
+        args = make_args()
+        expected_output, _ = through(reference, None)(*clone_inputs(args))
+        generator = torch.Generator().manual_seed(7)
+        upstream = torch.randn(expected_output.shape, generator=generator)  # d loss / d out
+        result, found = call_learner(
+            through(submission, upstream), name, args, signature_of=reference
+        )
+        judged = check_output(result) if check_output and isinstance(result, torch.Tensor) else None
+        if judged:
+            return f"{judged} ({label})"
+        if found is None or any(g is None for g in found):
+            return f"{hint} ({label})"
+        _, expected = through(reference, upstream)(*clone_inputs(args))
+        for grad, wanted, argument in zip(found, expected or (), wrt.values(), strict=True):
+            if not torch.allclose(grad, wanted, atol=DEFAULT_ATOL, rtol=DEFAULT_RTOL):
+                gap = (grad - wanted).abs().max().item()
+                return (
+                    f"your {values} are right but the gradient reaching {argument} is not "
+                    f"(largest gap {gap:.3g}); {advice} ({label})"
+                )
+        return None
+
+    def verdict(submission: Any) -> str | None:
+        return exercise.verdict(submission) or gradients(submission)
+
+    return dataclasses.replace(exercise, verdict=verdict)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-from typing import Any
 
 import torch
 
@@ -13,9 +11,9 @@ from course_utils import attention
 from course_utils.checking import (
     Case,
     Mistake,
-    call_learner,
     flawed_mistake,
     function_exercise,
+    with_gradient_check,
 )
 
 __all__ = ["EXERCISES"]
@@ -266,49 +264,6 @@ def _attention_cases(gen: torch.Generator) -> list[Case]:
     return cases
 
 
-def _gradient_verdict(submission: Any) -> str | None:
-    """GRADIENT_HINT when no gradient reaches query, key or value through ``submission``."""
-    generator = torch.Generator().manual_seed(21)
-    query, key, value = (
-        torch.randn(2, s, d, generator=generator) for s, d in ((4, 8), (6, 8), (6, 3))
-    )
-    upstream = torch.randn(2, 4, 3, generator=generator)  # d loss / d output
-    mask = attention.padding_mask(torch.tensor([6, 3]), 6)[:, None, :]
-
-    def gradients(function):
-        def through(query, key, value, mask=None):
-            leaves = (query.requires_grad_(), key.requires_grad_(), value.requires_grad_())
-            # Grad on, whatever an earlier call (or this one, afterwards) switched off.
-            with torch.enable_grad():
-                output = function(*leaves, mask)[0]
-            if not output.requires_grad:
-                return (None, None, None)
-            with torch.enable_grad():
-                loss = (output * upstream).sum()
-            return torch.autograd.grad(loss, leaves, allow_unused=True)
-
-        return through
-
-    args = (query, key, value, mask)
-    name = attention.scaled_dot_product_attention.__name__
-    found = call_learner(
-        gradients(submission), name, args, signature_of=attention.scaled_dot_product_attention
-    )
-    expected = gradients(attention.scaled_dot_product_attention)(*(a.clone() for a in args))
-    names = ("query", "key", "value")
-    if any(g is None for g in found):
-        return f"{GRADIENT_HINT} (test case: gradients of a masked 3-D call)"
-    for grad, wanted, argument in zip(found, expected, names, strict=True):
-        if not torch.allclose(grad, wanted, atol=1e-5, rtol=1e-4):
-            gap = (grad - wanted).abs().max().item()
-            return (
-                f"your outputs are right but the gradient reaching {argument} is not (largest "
-                f"gap {gap:.3g}); compute the output from the weights with ordinary tensor "
-                "operations, so autograd can follow it."
-            )
-    return None
-
-
 def _flawed_causal(kind):
     def submission(seq, device=None):
         ones = torch.ones(seq, seq, dtype=torch.bool, device=device)
@@ -426,24 +381,38 @@ def _padding_cases(gen: torch.Generator) -> list[Case]:
     ]
 
 
-_ATTENTION_VALUES = function_exercise(
-    "2.1",
-    attention.scaled_dot_product_attention,
-    _attention_cases,
-    names=("output", "weights"),
-    mistakes=ATTENTION_MISTAKES,
-    success="matches the reference with and without masks, for 2-D to 4-D inputs, "
-    "and gradients flow through it.",
+def _gradient_case() -> tuple:
+    generator = torch.Generator().manual_seed(21)
+    query, key, value = (
+        torch.randn(2, s, d, generator=generator) for s, d in ((4, 8), (6, 8), (6, 3))
+    )
+    return query, key, value, attention.padding_mask(torch.tensor([6, 3]), 6)[:, None, :]
+
+
+# Values first; then the gradients, since lesson 06 trains W_Q and W_K through it.
+_ATTENTION = with_gradient_check(
+    function_exercise(
+        "2.1",
+        attention.scaled_dot_product_attention,
+        _attention_cases,
+        names=("output", "weights"),
+        mistakes=ATTENTION_MISTAKES,
+        success="matches the reference with and without masks, for 2-D to 4-D inputs, "
+        "and gradients flow through it.",
+    ),
+    _gradient_case,
+    {0: "query", 1: "key", 2: "value"},
+    hint=GRADIENT_HINT,
+    label="test case: gradients of a masked 3-D call",
+    values="outputs",
+    advice="compute the output from the weights with ordinary tensor operations, so "
+    "autograd can follow it",
+    output=lambda result: result[0],
 )
 
 
-def _attention_verdict(submission: Any) -> str | None:
-    # Values first; then the gradients, since lesson 06 trains W_Q and W_K through it.
-    return _ATTENTION_VALUES.verdict(submission) or _gradient_verdict(submission)
-
-
 EXERCISES = (
-    dataclasses.replace(_ATTENTION_VALUES, verdict=_attention_verdict),
+    _ATTENTION,
     function_exercise(
         "2.2",
         attention.causal_mask,

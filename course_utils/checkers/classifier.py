@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-from typing import Any
 
 import torch
 from torch import nn
@@ -13,7 +11,7 @@ from torch import nn
 from course_utils import classifier
 from course_utils.attention import padding_mask
 from course_utils.checkers.modules import build_quietly, randomise_parameters, seed_dropouts
-from course_utils.checking import Case, call_learner, flawed_mistake, function_exercise
+from course_utils.checking import Case, flawed_mistake, function_exercise, with_gradient_check
 
 __all__ = ["EXERCISES"]
 
@@ -135,53 +133,19 @@ def _pool_cases(gen: torch.Generator) -> list[Case]:
     ]
 
 
-def _pool_gradient_verdict(submission: Any) -> str | None:
-    """The dtype and gradient verdict on a pooling whose values are right, or None.
+def _pool_gradient_case() -> tuple:
+    hidden = torch.randn(3, 5, 6, generator=torch.Generator().manual_seed(61))
+    return hidden, padding_mask(torch.tensor([4, 2, 5]), 5)
 
-    Fine-tuning trains the encoder through the learner's pooling (``model.pool``), so
-    the gradient reaching ``hidden`` must be the reference's.
-    """
-    generator = torch.Generator().manual_seed(61)
-    hidden = torch.randn(3, 5, 6, generator=generator)
-    mask = padding_mask(torch.tensor([4, 2, 5]), 5)
-    upstream = torch.randn(3, 6, generator=generator)  # d loss / d pooled
 
-    def through(function):
-        def pooled_and_gradient(hidden, mask):
-            hidden.requires_grad_()
-            # Grad on, whatever an earlier call (or this one, afterwards) switched off.
-            with torch.enable_grad():
-                pooled = function(hidden, mask)
-            if not isinstance(pooled, torch.Tensor) or not pooled.requires_grad:
-                return pooled, None
-            with torch.enable_grad():
-                loss = (pooled * upstream).sum()
-            return pooled, torch.autograd.grad(loss, hidden, allow_unused=True)[0]
-
-        return pooled_and_gradient
-
-    name = classifier.masked_mean_pool.__name__
-    label = "(test case: gradients, lengths [4, 2, 5], seq=5)"
-    pooled, found = call_learner(
-        through(submission), name, (hidden, mask), signature_of=classifier.masked_mean_pool
+def _pool_dtype(pooled: torch.Tensor) -> str | None:
+    if pooled.dtype == torch.float32:  # the gradient case's hidden is float32
+        return None
+    dtype = str(pooled.dtype).removeprefix("torch.")
+    return (
+        f"return the same dtype as hidden (float32); yours is {dtype}: turn the mask into "
+        "numbers with mask.to(hidden.dtype) or mask.float()."
     )
-    if isinstance(pooled, torch.Tensor) and pooled.dtype != hidden.dtype:
-        dtype = str(pooled.dtype).removeprefix("torch.")
-        return (
-            f"return the same dtype as hidden (float32); yours is {dtype}: turn the mask "
-            f"into numbers with mask.to(hidden.dtype) or mask.float(). {label}"
-        )
-    if found is None:
-        return f"{POOL_GRADIENT_HINT} {label}"
-    _, expected = through(classifier.masked_mean_pool)(hidden.clone(), mask.clone())
-    if not torch.allclose(found, expected, atol=1e-5, rtol=1e-4):
-        gap = (found - expected).abs().max().item()
-        return (
-            f"your pooled values are right but the gradient reaching hidden is not (largest "
-            f"gap {gap:.3g}); compute the mean with ordinary tensor operations, so autograd "
-            f"can follow it. {label}"
-        )
-    return None
 
 
 def _flawed_forward(
@@ -407,23 +371,29 @@ def _forward_cases(gen: torch.Generator) -> list[Case]:
     ]
 
 
-_POOL_VALUES = function_exercise(
-    "6.1",
-    classifier.masked_mean_pool,
-    _pool_cases,
-    names=("pooled",),
-    mistakes=POOL_MISTAKES,
-    success="each review's mean over its real tokens, whatever the padding holds.",
+# Values first; then the dtype and the gradients, since fine-tuning trains the encoder
+# through the learner's pooling (model.pool).
+_POOL = with_gradient_check(
+    function_exercise(
+        "6.1",
+        classifier.masked_mean_pool,
+        _pool_cases,
+        names=("pooled",),
+        mistakes=POOL_MISTAKES,
+        success="each review's mean over its real tokens, whatever the padding holds.",
+    ),
+    _pool_gradient_case,
+    {0: "hidden"},
+    hint=POOL_GRADIENT_HINT,
+    label="test case: gradients, lengths [4, 2, 5], seq=5",
+    values="pooled values",
+    advice="compute the mean with ordinary tensor operations, so autograd can follow it",
+    check_output=_pool_dtype,
 )
 
 
-def _pool_verdict(submission: Any) -> str | None:
-    # Values first; then the dtype and the gradients, since fine-tuning trains through it.
-    return _POOL_VALUES.verdict(submission) or _pool_gradient_verdict(submission)
-
-
 EXERCISES = (
-    dataclasses.replace(_POOL_VALUES, verdict=_pool_verdict),
+    _POOL,
     function_exercise(
         "6.2",
         classifier.classifier_forward,
